@@ -1,0 +1,563 @@
+//! The HTTP backend: a [`tower::Service`] over hyper-util's pooled client and rustls.
+//!
+//! [`Backend`] sends an [`http::Request<Body>`](http::Request) and returns an
+//! [`http::Response<ResponseBody>`](http::Response). It speaks HTTP/1.1 and HTTP/2
+//! (negotiated by ALPN over TLS, or h2c with prior knowledge), keeps connections alive in a
+//! pool, verifies TLS certificates against bundled Mozilla roots by default (no CA files
+//! needed), and maps every failure to a fastreq [`Error`](crate::Error) of the right
+//! [kind](crate::ErrorKind): `Connect`, `Tls`, `Timeout`, `Io` or `InvalidRequest`.
+//!
+//! Each response carries its [`FinalUrl`] (the request URL; a redirect layer above updates
+//! it) and its [`BodyLimit`](crate::ext::BodyLimit).
+//!
+//! Clones of a backend share one connection pool. Two backends built separately never
+//! share connections, so a backend that skips certificate checks can never hand its
+//! connections to a verifying one.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower::ServiceExt;
+//! use fastreq::{Backend, ResponseExt};
+//!
+//! # async fn run() -> Result<(), fastreq::Error> {
+//! let backend = Backend::builder()
+//!     .connect_timeout(Duration::from_secs(5))
+//!     .pool_max_idle_per_host(32)
+//!     // Tests can give local servers real-looking names:
+//!     .resolve("api.test", "127.0.0.1:8080".parse().unwrap())
+//!     .build()?;
+//! let req = fastreq::get("http://api.test:8080/health").build()?;
+//! let resp = backend.oneshot(req).await?;
+//! println!("{} {}", resp.status(), resp.text().await?);
+//! # Ok(()) }
+//! ```
+
+mod dns;
+mod tls;
+
+pub use tls::Certificate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::body::Body;
+use crate::error::{Error, ErrorKind, Redactor};
+use crate::ext::{BodyLimit, FinalUrl, RequestTimeout};
+use crate::response::{ResponseBody, DEFAULT_BODY_LIMIT};
+
+type Connector = HttpsConnector<HttpConnector<dns::Resolver>>;
+
+/// The default HTTP backend of fastreq. See the [module docs](self).
+#[derive(Clone)]
+pub struct Backend {
+    client: Client<Connector, Body>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    redactor: Redactor,
+    body_limit: usize,
+    insecure: bool,
+    http2_prior_knowledge: bool,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("body_limit", &self.shared.body_limit)
+            .field("danger_accept_invalid_certs", &self.shared.insecure)
+            .field("http2_prior_knowledge", &self.shared.http2_prior_knowledge)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Backend::new()
+    }
+}
+
+impl Backend {
+    /// A backend with the default settings (see [`BackendBuilder`]).
+    pub fn new() -> Backend {
+        Backend::builder()
+            .build()
+            .expect("the default backend configuration is valid")
+    }
+
+    /// A builder to configure a backend.
+    pub fn builder() -> BackendBuilder {
+        BackendBuilder::default()
+    }
+
+    /// The redactor used for URLs in this backend's errors.
+    pub fn redactor(&self) -> &Redactor {
+        &self.shared.redactor
+    }
+
+    /// The response body cap stamped on responses as [`BodyLimit`].
+    pub fn body_limit(&self) -> usize {
+        self.shared.body_limit
+    }
+}
+
+/// Configures a [`Backend`].
+///
+/// | option | default |
+/// |---|---|
+/// | [`connect_timeout`](Self::connect_timeout) | 10 s |
+/// | [`pool_idle_timeout`](Self::pool_idle_timeout) | 90 s |
+/// | [`pool_max_idle_per_host`](Self::pool_max_idle_per_host) | unbounded |
+/// | [`http1_only`](Self::http1_only) / [`http2_prior_knowledge`](Self::http2_prior_knowledge) | HTTP/1.1 and HTTP/2 by ALPN; plain http uses HTTP/1.1 |
+/// | [`tcp_nodelay`](Self::tcp_nodelay) | on |
+/// | [`tls_built_in_root_certs`](Self::tls_built_in_root_certs) | on (feature `webpki-roots`) |
+/// | [`body_limit`](Self::body_limit) | 64 MiB |
+/// | [`redact_query_params`](Self::redact_query_params) | [`DEFAULT_REDACTED_PARAMS`](crate::DEFAULT_REDACTED_PARAMS) |
+#[must_use]
+pub struct BackendBuilder {
+    connect_timeout: Option<Duration>,
+    pool_idle_timeout: Option<Duration>,
+    pool_max_idle_per_host: usize,
+    http1: bool,
+    http2: bool,
+    http2_prior_knowledge: bool,
+    nodelay: bool,
+    overrides: HashMap<String, Vec<SocketAddr>>,
+    tls: tls::TlsOptions,
+    body_limit: usize,
+    redactor: Redactor,
+    error: Option<Error>,
+}
+
+impl Default for BackendBuilder {
+    fn default() -> Self {
+        BackendBuilder {
+            connect_timeout: Some(Duration::from_secs(10)),
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle_per_host: usize::MAX,
+            http1: true,
+            http2: cfg!(feature = "http2"),
+            http2_prior_knowledge: false,
+            nodelay: true,
+            overrides: HashMap::new(),
+            tls: tls::TlsOptions {
+                built_in_roots: true,
+                native_roots: false,
+                extra_roots: Vec::new(),
+                accept_invalid_certs: false,
+            },
+            body_limit: DEFAULT_BODY_LIMIT,
+            redactor: Redactor::default(),
+            error: None,
+        }
+    }
+}
+
+impl fmt::Debug for BackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendBuilder")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("http1", &self.http1)
+            .field("http2", &self.http2)
+            .field("http2_prior_knowledge", &self.http2_prior_knowledge)
+            .field("resolve", &self.overrides)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.tls.accept_invalid_certs,
+            )
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendBuilder {
+    fn fail(mut self, err: Error) -> Self {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+        self
+    }
+
+    /// Timeout for establishing a TCP connection (default 10 s; `None` for none).
+    /// A zero duration is a configuration error.
+    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
+        if timeout == Some(Duration::ZERO) {
+            return self.fail(Error::config("connect_timeout must be greater than zero"));
+        }
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an idle pooled connection is kept (default 90 s; `None` keeps it forever).
+    pub fn pool_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.pool_idle_timeout = timeout.into();
+        self
+    }
+
+    /// At most this many idle connections kept per host (default unbounded; 0 disables
+    /// keep-alive reuse).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// Use HTTP/1.1 only (no HTTP/2, not even when the server offers it by ALPN).
+    pub fn http1_only(mut self) -> Self {
+        self.http1 = true;
+        self.http2 = false;
+        self.http2_prior_knowledge = false;
+        self
+    }
+
+    /// Use HTTP/2 only: h2c with prior knowledge for `http://`, ALPN `h2` for `https://`.
+    ///
+    /// Needs feature `http2`.
+    pub fn http2_prior_knowledge(mut self) -> Self {
+        if !cfg!(feature = "http2") {
+            return self.fail(Error::config(
+                "http2_prior_knowledge needs the `http2` feature of fastreq",
+            ));
+        }
+        self.http1 = false;
+        self.http2 = true;
+        self.http2_prior_knowledge = true;
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on connections (default on).
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// Resolves `name` to `addr` instead of asking DNS. The port of the URL is used when it
+    /// has one; otherwise the port of `addr` if it is not 0, else the scheme's default.
+    /// The name is matched case-insensitively.
+    pub fn resolve(self, name: &str, addr: SocketAddr) -> Self {
+        self.resolve_to_addrs(name, &[addr])
+    }
+
+    /// Resolves `name` to the given addresses, tried in order.
+    pub fn resolve_to_addrs(mut self, name: &str, addrs: &[SocketAddr]) -> Self {
+        if addrs.is_empty() {
+            return self.fail(Error::config(format!(
+                "resolve override for `{name}` has no address"
+            )));
+        }
+        self.overrides
+            .insert(name.to_ascii_lowercase(), addrs.to_vec());
+        self
+    }
+
+    /// Trusts the bundled Mozilla root certificates (default on, feature `webpki-roots`).
+    pub fn tls_built_in_root_certs(mut self, on: bool) -> Self {
+        self.tls.built_in_roots = on;
+        self
+    }
+
+    /// Also trusts the operating system's certificate store (feature `native-roots`).
+    #[cfg(feature = "native-roots")]
+    pub fn tls_native_root_certs(mut self, on: bool) -> Self {
+        self.tls.native_roots = on;
+        self
+    }
+
+    /// Trusts an extra root certificate (for example a test server's self-signed one).
+    pub fn add_root_certificate(mut self, cert: Certificate) -> Self {
+        self.tls.extra_roots.push(cert);
+        self
+    }
+
+    /// **Dangerous**: accepts any TLS certificate, valid or not, for any name.
+    ///
+    /// Anyone on the path can read and change the traffic. Such a backend has its own
+    /// connection pool; it never shares connections with a verifying backend.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Cap on a response body read through [`ResponseExt`](crate::ResponseExt) or into a
+    /// [`Fetched`](crate::Fetched) (default 64 MiB). Zero is a configuration error.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        if bytes == 0 {
+            return self.fail(Error::config("body_limit must be greater than zero"));
+        }
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Query parameters whose values are hidden in error URLs (replaces the default list).
+    pub fn redact_query_params<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.redactor = Redactor::new(names);
+        self
+    }
+
+    /// Builds the backend, or returns the first configuration error.
+    pub fn build(self) -> Result<Backend, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let tls = tls::client_config(&self.tls)?;
+        let mut http = HttpConnector::new_with_resolver(dns::Resolver::new(self.overrides));
+        http.enforce_http(false);
+        http.set_connect_timeout(self.connect_timeout);
+        http.set_nodelay(self.nodelay);
+
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let connector: Connector = match (self.http1, self.http2) {
+            #[cfg(feature = "http2")]
+            (true, true) => builder.enable_all_versions().wrap_connector(http),
+            #[cfg(feature = "http2")]
+            (false, true) => builder.enable_http2().wrap_connector(http),
+            _ => builder.enable_http1().wrap_connector(http),
+        };
+
+        let mut client = Client::builder(TokioExecutor::new());
+        client
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host);
+        #[cfg(feature = "http2")]
+        if self.http2_prior_knowledge {
+            client.http2_only(true);
+        }
+        let client = client.build(connector);
+
+        Ok(Backend {
+            client,
+            shared: Arc::new(Shared {
+                redactor: self.redactor,
+                body_limit: self.body_limit,
+                insecure: self.tls.accept_invalid_certs,
+                http2_prior_knowledge: self.http2_prior_knowledge,
+            }),
+        })
+    }
+}
+
+/// Checks what hyper-util would reject with an opaque error.
+fn check_request(req: &Request<Body>) -> Result<(), String> {
+    let uri = req.uri();
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => {
+            return Err(format!(
+                "unsupported scheme `{other}` (only http and https)"
+            ))
+        }
+        None => return Err("the URL must be absolute (scheme and host)".into()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
+}
+
+impl Service<Request<Body>> for Backend {
+    type Response = Response<ResponseBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // hyper-util's client is always ready; backpressure comes from the layers above.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> ResponseFuture {
+        let uri = req.uri().clone();
+        if let Err(why) = check_request(&req) {
+            return ResponseFuture::error(
+                Error::invalid_request(why).with_url_redacted(&uri, &self.shared.redactor),
+            );
+        }
+        let timeout = req.extensions().get::<RequestTimeout>().map(|t| t.0);
+        let body_limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(self.shared.body_limit, |l| l.0);
+        ResponseFuture {
+            state: State::Pending {
+                fut: self.client.request(req),
+            },
+            sleep: timeout.map(tokio::time::sleep),
+            timeout,
+            uri: Some(uri),
+            body_limit,
+            shared: Some(self.shared.clone()),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Backend`].
+    pub struct ResponseFuture {
+        #[pin]
+        state: State,
+        #[pin]
+        sleep: Option<tokio::time::Sleep>,
+        timeout: Option<Duration>,
+        uri: Option<Uri>,
+        body_limit: usize,
+        shared: Option<Arc<Shared>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State {
+        Pending { #[pin] fut: hyper_util::client::legacy::ResponseFuture },
+        Error { error: Option<Error> },
+    }
+}
+
+impl ResponseFuture {
+    fn error(error: Error) -> Self {
+        ResponseFuture {
+            state: State::Error { error: Some(error) },
+            sleep: None,
+            timeout: None,
+            uri: None,
+            body_limit: 0,
+            shared: None,
+        }
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("backend::ResponseFuture")
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let fut = match this.state.project() {
+            StateProj::Error { error } => {
+                return Poll::Ready(Err(error.take().expect("polled after completion")))
+            }
+            StateProj::Pending { fut } => fut,
+        };
+        let result = match fut.poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                if let Some(sleep) = this.sleep.as_pin_mut() {
+                    if sleep.poll(cx).is_ready() {
+                        let shared = this.shared.as_ref().expect("set when pending");
+                        let mut err = Error::new(ErrorKind::Timeout).with_message(format!(
+                            "no response headers within {:?}",
+                            this.timeout.unwrap_or_default()
+                        ));
+                        if let Some(uri) = this.uri.as_ref() {
+                            err = err.with_url_redacted(uri, &shared.redactor);
+                        }
+                        return Poll::Ready(Err(err));
+                    }
+                }
+                return Poll::Pending;
+            }
+        };
+        let uri = this.uri.take().expect("polled after completion");
+        let shared = this.shared.as_ref().expect("set when pending");
+        Poll::Ready(match result {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                parts.extensions.insert(FinalUrl(uri));
+                parts.extensions.insert(BodyLimit(*this.body_limit));
+                Ok(Response::from_parts(parts, ResponseBody::hyper(body)))
+            }
+            Err(e) => Err(classify(e).with_url_redacted(&uri, &shared.redactor)),
+        })
+    }
+}
+
+/// Maps a hyper-util client error to a fastreq error kind.
+fn classify(err: hyper_util::client::legacy::Error) -> Error {
+    let mut kind = None;
+    let mut message = None;
+    let mut timed_out = false;
+    visit_chain(&err, &mut |e| {
+        if e.is::<rustls::Error>() {
+            kind.get_or_insert(ErrorKind::Tls);
+            message.get_or_insert_with(|| format!("TLS handshake failed: {e}"));
+        } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                timed_out = true;
+            }
+        } else if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                timed_out = true;
+            }
+        }
+    });
+    let kind = match kind {
+        Some(k) => k,
+        None if timed_out => ErrorKind::Timeout,
+        None if err.is_connect() => ErrorKind::Connect,
+        None => ErrorKind::Io,
+    };
+    let message = message.unwrap_or_else(|| {
+        let mut m = match kind {
+            ErrorKind::Timeout if err.is_connect() => "connect timed out".to_owned(),
+            ErrorKind::Connect => "could not connect".to_owned(),
+            _ => "request failed".to_owned(),
+        };
+        // The innermost cause says the most ("Connection refused", "connection reset").
+        let mut last = None;
+        visit_chain(&err, &mut |e| last = Some(e.to_string()));
+        if let Some(l) = last {
+            m.push_str(": ");
+            m.push_str(&l);
+        }
+        m
+    });
+    Error::new(kind).with_message(message).with_source(err)
+}
+
+/// Calls `f` on every error in the chain, looking inside `io::Error`s too (their `source`
+/// skips the wrapped error).
+fn visit_chain(
+    err: &(dyn std::error::Error + 'static),
+    f: &mut dyn FnMut(&(dyn std::error::Error + 'static)),
+) {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        f(e);
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                let inner: &(dyn std::error::Error + 'static) = inner;
+                visit_chain(inner, f);
+                return;
+            }
+        }
+        next = e.source();
+    }
+}

@@ -1,0 +1,56 @@
+//! Request and response extensions that fastreq's layers read and write.
+//!
+//! Per-request overrides travel as [`http::Extensions`], so a hand-built
+//! [`http::Request`] can carry them as well as one made by the
+//! [request builder](crate::RequestBuilder). Responses carry what fastreq learned while
+//! fetching them.
+//!
+//! | extension | on | set by | read by |
+//! |---|---|---|---|
+//! | [`RequestTimeout`] | request | `.timeout(..)` | the backend (per hop, up to headers) |
+//! | [`MaxRetries`] | request | `.retries(..)` | the retry layer |
+//! | [`NoRedirects`] | request | `.no_redirects()` | the redirect layer |
+//! | [`BodyLimit`] | request, response | `.body_limit(..)`, the backend | [`ResponseExt`](crate::ResponseExt) |
+//! | [`FinalUrl`] | response | the backend, the redirect layer | [`ResponseExt::final_url`](crate::ResponseExt::final_url) |
+//! | [`Attempts`] | response | the retry layer | [`ResponseExt::attempts`](crate::ResponseExt::attempts) |
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use fastreq::ext::RequestTimeout;
+//!
+//! let mut req = http::Request::get("http://example.test/").body(fastreq::Body::empty()).unwrap();
+//! req.extensions_mut().insert(RequestTimeout(Duration::from_secs(2)));
+//! // The same as: fastreq::get("http://example.test/").timeout(Duration::from_secs(2)).build()
+//! ```
+
+use std::time::Duration;
+
+use http::Uri;
+
+/// Per-request timeout for each hop, up to the response headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestTimeout(pub Duration);
+
+/// Per-request maximum number of retries (0 disables retrying this request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxRetries(pub u32);
+
+/// Per-request opt-out of following redirects: the 3xx response comes back as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoRedirects;
+
+/// The cap, in bytes, on a response body read with [`ResponseExt`](crate::ResponseExt).
+///
+/// On a request it overrides the backend's cap for that request's response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+/// The URL a response finally came from (after redirects).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinalUrl(pub Uri);
+
+/// How many attempts the retry layer made for this response (1 when not retried).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempts(pub u32);

@@ -1,0 +1,125 @@
+//! Buffered fetching: [`get_all`], [`get_all_with`] and [`fetch`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::backend::Backend;
+use crate::body::Body;
+use crate::error::{BoxError, Error};
+use crate::fan_out::{fan_out, DEFAULT_LIMIT};
+use crate::response::Fetched;
+
+/// Sends `req` through `service` and buffers the response into a [`Fetched`].
+pub async fn fetch<S, B>(service: S, req: Request<Body>) -> Result<Fetched, Error>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<Error>,
+    B: http_body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    use tower::ServiceExt;
+    let uri = req.uri().clone();
+    let started = Instant::now();
+    let resp = service.oneshot(req).await.map_err(Into::into)?;
+    Fetched::from_response(resp, &uri, started).await
+}
+
+/// GETs every URL with a default [`Backend`] and buffers the responses.
+///
+/// Returns one result per URL, in input order; duplicates are fetched separately. A URL
+/// that does not parse gives an `InvalidRequest` error in its place. At most
+/// [`DEFAULT_LIMIT`] requests run at once. Use [`get_all_with`] to pick the service (a
+/// configured backend or a full stack) and the limit.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() {
+/// let results = fastreq::get_all(["https://example.com/", "https://example.org/"]).await;
+/// for r in results {
+///     match r {
+///         Ok(f) => println!("{} {} bytes", f.status(), f.body().len()),
+///         Err(e) => println!("error: {e}"),
+///     }
+/// }
+/// # }
+/// ```
+pub async fn get_all<I>(urls: I) -> Vec<Result<Fetched, Error>>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    get_all_with(Backend::new(), urls, DEFAULT_LIMIT).await
+}
+
+/// GETs every URL through `service`, at most `limit` at once, and buffers the responses.
+///
+/// See [`get_all`].
+pub async fn get_all_with<S, B, I>(service: S, urls: I, limit: usize) -> Vec<Result<Fetched, Error>>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<Error>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let urls = urls.into_iter();
+    let mut results: Vec<Option<Result<Fetched, Error>>> = Vec::with_capacity(urls.size_hint().0);
+    let requests = urls.map(|u| crate::get(u).build());
+    let mut outcomes = fan_out(Fetch { inner: service }, requests).limit(limit);
+    while let Some(o) = outcomes.next().await {
+        if results.len() <= o.index {
+            results.resize_with(o.index + 1, || None);
+        }
+        results[o.index] = Some(o.result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("fan_out yields exactly one outcome per input"))
+        .collect()
+}
+
+/// A service that buffers the inner service's responses into [`Fetched`].
+struct Fetch<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> Service<Request<Body>> for Fetch<S>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<Error>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Fetched;
+    type Error = Error;
+    type Future = BoxFuture<Result<Fetched, Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let uri = req.uri().clone();
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await.map_err(Into::into)?;
+            Fetched::from_response(resp, &uri, started).await
+        })
+    }
+}
