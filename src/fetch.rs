@@ -76,7 +76,7 @@ where
     let urls = urls.into_iter();
     let mut results: Vec<Option<Result<Fetched, Error>>> = Vec::with_capacity(urls.size_hint().0);
     let requests = urls.map(|u| crate::get(u).build());
-    let mut outcomes = fan_out(Fetch { inner: service }, requests).limit(limit);
+    let mut outcomes = fan_out(Fetch::new(service), requests).limit(limit);
     while let Some(o) = outcomes.next().await {
         if results.len() <= o.index {
             results.resize_with(o.index + 1, || None);
@@ -90,8 +90,41 @@ where
 }
 
 /// A service that buffers the inner service's responses into [`Fetched`].
-struct Fetch<S> {
+///
+/// Wrap a backend (or a whole stack) in it to fan out buffered fetches: each response body
+/// is read inside its own request future, so bodies are read concurrently and the outcome
+/// carries the elapsed time.
+///
+/// ```
+/// use fastreq::{Body, Fetch, ResponseBody};
+/// use futures_util::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let backend = tower::service_fn(|_req: http::Request<Body>| async {
+///     Ok::<_, fastreq::Error>(http::Response::new(ResponseBody::from("hi")))
+/// });
+/// let urls = ["http://a.test/1", "http://a.test/2"];
+/// let mut out = fastreq::fan_out(Fetch::new(backend), urls.map(fastreq::get));
+/// while let Some(o) = out.next().await {
+///     assert_eq!(o.result.unwrap().body().as_ref(), b"hi");
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Fetch<S> {
     inner: S,
+}
+
+impl<S> Fetch<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Fetch { inner }
+    }
+
+    /// The wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -37,7 +37,7 @@
 //! | [`Backend`] | the HTTP client service: HTTP/1.1 + HTTP/2, TLS, pooling, resolver overrides |
 //! | [`ResponseBody`], [`ResponseExt`], [`Fetched`] | read responses with a size cap; buffered responses |
 //! | [`fan_out`], [`FanOut`], [`Outcome`], [`Progress`] | many requests through one service |
-//! | [`get_all`], [`get_all_with`], [`fetch`], [`blocking`] | the simple buffered path |
+//! | [`get_all`], [`get_all_with`], [`fetch`], [`Fetch`], [`blocking`] | the simple buffered path |
 //! | [`Error`], [`ErrorKind`], [`Redactor`] | one error type; secrets redacted from URLs |
 //!
 //! # Features
@@ -66,6 +66,6 @@ pub use backend::{Backend, BackendBuilder, Certificate};
 pub use body::Body;
 pub use error::{redact_url, BoxError, Error, ErrorKind, Redactor, DEFAULT_REDACTED_PARAMS};
 pub use fan_out::{fan_out, fan_out_stream, FanOut, FanOutExt, IntoRequest, Outcome, Progress};
-pub use fetch::{fetch, get_all, get_all_with};
+pub use fetch::{fetch, get_all, get_all_with, Fetch};
 pub use request::{delete, get, head, post, put, request, RequestBuilder};
 pub use response::{Fetched, ResponseBody, ResponseExt, DEFAULT_BODY_LIMIT};
