@@ -330,6 +330,13 @@ impl std::error::Error for Error {
     }
 }
 
+impl From<BoxError> for Error {
+    /// Same as [`Error::from_boxed`].
+    fn from(err: BoxError) -> Self {
+        Error::from_boxed(err)
+    }
+}
+
 impl From<http::Error> for Error {
     fn from(err: http::Error) -> Self {
         Error::new(ErrorKind::InvalidRequest).with_source(err)

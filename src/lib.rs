@@ -55,12 +55,16 @@
 pub mod backend;
 pub mod blocking;
 mod body;
+pub mod concurrency;
 mod error;
 pub mod ext;
 pub mod fan_out;
 mod fetch;
+pub mod rate_limit;
 pub mod request;
 pub mod response;
+pub mod retry;
+pub mod timeout;
 
 pub use backend::{Backend, BackendBuilder, Certificate};
 pub use body::Body;
