@@ -462,6 +462,17 @@ mod tests {
         assert!(e.is_invalid_request());
     }
 
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_body() {
+        let req = post("http://h.test/")
+            .json(&serde_json::json!({"a": [1, 2]}))
+            .build()
+            .unwrap();
+        assert_eq!(req.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(req.body().as_bytes().unwrap(), br#"{"a":[1,2]}"#);
+    }
+
     #[test]
     fn form_and_overrides() {
         let req = post("http://h.test/")

@@ -506,6 +506,34 @@ mod tests {
         assert_eq!(resp.text().await.unwrap(), "ok \u{fffd}");
     }
 
+    #[cfg(feature = "json")]
+    #[tokio::test]
+    async fn json_helpers() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Item {
+            id: u32,
+        }
+        let resp = Response::new(ResponseBody::from(r#"{"id":7}"#));
+        assert_eq!(resp.json::<Item>().await.unwrap(), Item { id: 7 });
+        let mut resp = Response::new(ResponseBody::from("{oops"));
+        resp.extensions_mut()
+            .insert(FinalUrl("http://h.test/?key=k".parse().unwrap()));
+        let err = resp.json::<Item>().await.unwrap_err();
+        assert!(err.is_decode());
+        assert_eq!(err.url(), Some("http://h.test/?key=REDACTED"));
+
+        let uri: Uri = "http://h.test/".parse().unwrap();
+        let f = Fetched::from_response(
+            Response::new(ResponseBody::from(r#"{"id":1}"#)),
+            &uri,
+            Instant::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(f.json::<Item>().unwrap(), Item { id: 1 });
+        assert!(f.json::<Vec<u8>>().unwrap_err().is_decode());
+    }
+
     #[tokio::test]
     async fn fetched_copies_exactly() {
         let backing = Bytes::from(vec![b'x'; 8192]);
