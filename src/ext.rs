@@ -7,7 +7,7 @@
 //!
 //! | extension | on | set by | read by |
 //! |---|---|---|---|
-//! | [`RequestTimeout`] | request | `.timeout(..)` | the backend (per hop, up to headers) |
+//! | [`RequestTimeout`] | request | `.timeout(..)` | the [timeout layer](crate::timeout) and the backend (per hop, up to headers) |
 //! | [`MaxRetries`] | request | `.retries(..)` | the retry layer |
 //! | [`NoRedirects`] | request | `.no_redirects()` | the redirect layer |
 //! | [`BodyLimit`] | request, response | `.body_limit(..)`, the backend | [`ResponseExt`](crate::ResponseExt) |

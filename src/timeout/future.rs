@@ -1,0 +1,93 @@
+//! The response future of [`Timeout`](super::Timeout).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Response, Uri};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::body::TimeoutBody;
+use super::layer::TimeoutLayer;
+use super::{add_url, timeout_error};
+use crate::error::Error;
+
+pin_project! {
+    /// The response future of [`Timeout`](super::Timeout): the inner future raced against
+    /// one [`Sleep`] (no allocation). Inner errors keep their kind and get the request URL
+    /// when they have none.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Option<Sleep>,
+        timeout: Option<Duration>,
+        config: TimeoutLayer,
+        uri: Option<Uri>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(
+        inner: F,
+        sleep: Option<Sleep>,
+        timeout: Option<Duration>,
+        config: TimeoutLayer,
+        uri: Uri,
+    ) -> Self {
+        ResponseFuture {
+            inner,
+            sleep,
+            timeout,
+            config,
+            uri: Some(uri),
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("timeout::ResponseFuture")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<Error>,
+{
+    type Output = Result<Response<TimeoutBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The inner future first: a response ready at the deadline instant wins.
+        match this.inner.poll(cx) {
+            Poll::Ready(Ok(resp)) => {
+                let uri = this.uri.take();
+                let config = this.config;
+                let total = config
+                    .body_total
+                    .map(|d| (d, super::deadline_after(Instant::now(), d)));
+                Poll::Ready(Ok(
+                    resp.map(|body| TimeoutBody::new(body, config.body_idle, total, uri))
+                ))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(add_url(e.into(), this.uri.as_ref()))),
+            Poll::Pending => match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    let message = format!(
+                        "no response headers within {:?}",
+                        this.timeout.unwrap_or_default()
+                    );
+                    Poll::Ready(Err(timeout_error(message, this.uri.as_ref())))
+                }
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
