@@ -55,7 +55,10 @@ mod tests {
     fn forms() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         assert_eq!(retry_after(&headers(&["0"]), now), Some(Duration::ZERO));
-        assert_eq!(retry_after(&headers(&[" 3 "]), now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&headers(&[" 3 "]), now),
+            Some(Duration::from_secs(3))
+        );
         assert_eq!(
             retry_after(&headers(&["99999999999999999999999"]), now),
             Some(Duration::from_secs(u64::MAX))
@@ -82,6 +85,9 @@ mod tests {
         assert_eq!(retry_after(&headers(&["1.5"]), now), None);
         assert_eq!(retry_after(&headers(&["soon"]), now), None);
         assert_eq!(retry_after(&headers(&["1", "2"]), now), None);
-        assert_eq!(retry_after(&headers(&["5", "5"]), now), Some(Duration::from_secs(5)));
+        assert_eq!(
+            retry_after(&headers(&["5", "5"]), now),
+            Some(Duration::from_secs(5))
+        );
     }
 }

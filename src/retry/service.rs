@@ -1,0 +1,142 @@
+//! The [`Retry`] service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::future::{ResponseFuture, Template};
+use super::layer::RetryLayer;
+use super::policy::{Config, NotRetried};
+use crate::body::Body;
+use crate::error::Error;
+use crate::ext::MaxRetries;
+
+/// Retries failed requests with backoff; see the [module docs](super).
+///
+/// Made by [`RetryLayer`]. Each call takes the inner service that `poll_ready` made ready;
+/// later attempts of the same request drive a clone of the inner service ready again only
+/// when they start, so a request sleeping on its backoff holds no readiness (no
+/// concurrency slot, no rate token).
+pub struct Retry<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner` with the default configuration ([`RetryLayer::new`]).
+    pub fn new(inner: S) -> Self {
+        Retry::with_layer(inner, &RetryLayer::new())
+    }
+
+    /// Wraps `inner` with `layer`'s configuration.
+    pub fn with_layer(inner: S, layer: &RetryLayer) -> Self {
+        Retry {
+            inner,
+            config: layer.config.clone(),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for Retry<S> {
+    /// A clone of the inner service; like every tower clone, it starts not ready.
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Retry<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, ResB> Service<Request<Body>> for Retry<S>
+where
+    S: Service<Request<Body>, Response = Response<ResB>> + Clone,
+    S::Error: Into<Error>,
+{
+    type Response = Response<ResB>;
+    type Error = Error;
+    type Future = ResponseFuture<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> ResponseFuture<S> {
+        let clone = self.inner.clone();
+        let mut svc = std::mem::replace(&mut self.inner, clone);
+        let config = &*self.config;
+
+        if let Some(budget) = &config.budget {
+            budget.deposit();
+        }
+        let max_retries = req
+            .extensions()
+            .get::<MaxRetries>()
+            .map_or(config.max_retries, |m| m.0);
+
+        // Keep a copy for replays only when a retry is possible at all.
+        let mut blocked = None;
+        let mut template = None;
+        let req = if max_retries == 0 {
+            blocked = Some(NotRetried::RetriesExhausted);
+            req
+        } else if !config.method_allowed(req.method()) {
+            blocked = Some(NotRetried::NotIdempotent);
+            req
+        } else {
+            match req.body().try_clone() {
+                None => {
+                    blocked = Some(NotRetried::BodyNotReplayable);
+                    req
+                }
+                Some(body) => {
+                    let (parts, first) = req.into_parts();
+                    template = Some(Template {
+                        parts: parts.clone(),
+                        body,
+                    });
+                    Request::from_parts(parts, first)
+                }
+            }
+        };
+
+        // The deadline's error names the URL; the template has it otherwise.
+        let uri = (config.deadline.is_some() && template.is_none()).then(|| req.uri().clone());
+        let fut = svc.call(req);
+        ResponseFuture::new(
+            fut,
+            svc,
+            self.config.clone(),
+            template,
+            uri,
+            blocked,
+            max_retries,
+        )
+    }
+}
