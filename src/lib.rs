@@ -56,15 +56,22 @@ pub mod backend;
 pub mod blocking;
 mod body;
 pub mod concurrency;
+#[cfg(feature = "cookies")]
+pub mod cookies;
+#[cfg(feature = "decompression")]
+pub mod decompression;
 mod error;
 pub mod ext;
 pub mod fan_out;
 mod fetch;
+pub mod proxy;
 pub mod rate_limit;
+pub mod redirect;
 pub mod request;
 pub mod response;
 pub mod retry;
 pub mod timeout;
+pub mod user_agent;
 
 pub use backend::{Backend, BackendBuilder, Certificate};
 pub use body::Body;
