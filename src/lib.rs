@@ -60,6 +60,7 @@ pub mod concurrency;
 pub mod cookies;
 #[cfg(feature = "decompression")]
 pub mod decompression;
+pub mod default_headers;
 mod error;
 pub mod ext;
 pub mod fan_out;
