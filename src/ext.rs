@@ -13,6 +13,7 @@
 //! | [`BodyLimit`] | request, response | `.body_limit(..)`, the backend | [`ResponseExt`](crate::ResponseExt) |
 //! | [`FinalUrl`] | response | the backend, the redirect layer | [`ResponseExt::final_url`](crate::ResponseExt::final_url) |
 //! | [`Attempts`] | response | the retry layer | [`ResponseExt::attempts`](crate::ResponseExt::attempts) |
+//! | [`RedirectCount`](crate::redirect::RedirectCount) | response | the redirect layer | you |
 //!
 //! # Examples
 //!
