@@ -13,6 +13,8 @@
 //! | [`BodyLimit`] | request, response | `.body_limit(..)`, the backend | [`ResponseExt`](crate::ResponseExt) |
 //! | [`FinalUrl`] | response | the backend, the redirect layer | [`ResponseExt::final_url`](crate::ResponseExt::final_url) |
 //! | [`Attempts`] | response | the retry layer | [`ResponseExt::attempts`](crate::ResponseExt::attempts) |
+//! | [`ProxyOverride`](crate::proxy::ProxyOverride) | request | `.proxy(..)`, `.no_proxy()` | the proxy layer, the backend |
+//! | [`SelectedProxy`](crate::proxy::SelectedProxy) | request, response | the proxy layer | the backend; you (the proxy used) |
 //! | [`RedirectCount`](crate::redirect::RedirectCount) | response | the redirect layer | you |
 //!
 //! # Examples

@@ -368,6 +368,27 @@ impl RequestBuilder {
         self.extension(BodyLimit(bytes))
     }
 
+    /// Sends this request (every redirect hop of it) through `proxy`, a
+    /// [`Proxy`](crate::proxy::Proxy) or a proxy line such as `"socks5h://user:pass@10.0.0.1:1080"`,
+    /// overriding any proxy pool. A line that does not parse is an `InvalidRequest` error,
+    /// quoted with its password redacted.
+    pub fn proxy(self, proxy: impl crate::proxy::IntoProxy) -> Self {
+        self.with(|p| {
+            let proxy = proxy.into_proxy()?;
+            p.extensions
+                .insert(crate::proxy::ProxyOverride(Some(proxy)));
+            Ok(())
+        })
+    }
+
+    /// Sends this request directly, bypassing any proxy pool.
+    pub fn no_proxy(self) -> Self {
+        self.with(|p| {
+            p.extensions.insert(crate::proxy::ProxyOverride(None));
+            Ok(())
+        })
+    }
+
     /// Inserts any request extension.
     pub fn extension<T: Clone + Send + Sync + 'static>(self, value: T) -> Self {
         self.with(|p| {

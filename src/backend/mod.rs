@@ -4,11 +4,35 @@
 //! [`http::Response<ResponseBody>`](http::Response). It speaks HTTP/1.1 and HTTP/2
 //! (negotiated by ALPN over TLS, or h2c with prior knowledge), keeps connections alive in a
 //! pool, verifies TLS certificates against bundled Mozilla roots by default (no CA files
-//! needed), and maps every failure to a fastreq [`Error`](crate::Error) of the right
-//! [kind](crate::ErrorKind): `Connect`, `Tls`, `Timeout`, `Io` or `InvalidRequest`.
+//! needed), and maps every failure to a fastreq [`Error`] of the right
+//! [kind](crate::ErrorKind): `Connect`, `Tls`, `Timeout`, `Io`, `Proxy` or `InvalidRequest`.
 //!
 //! Each response carries its [`FinalUrl`] (the request URL; a redirect layer above updates
-//! it) and its [`BodyLimit`](crate::ext::BodyLimit).
+//! it) and its [`BodyLimit`].
+//!
+//! # Proxies
+//!
+//! A request carrying a [`ProxyOverride`] (`Some(proxy)`; `None` means direct) or, failing
+//! that, a [`SelectedProxy`] (set by the [rotation layer](crate::proxy)) goes through that
+//! proxy; a request with neither goes direct, with no extra cost. Each proxy gets its own
+//! connection pool, created on first use (hyper-util keys its pool by target only, so a
+//! shared pool would hand one proxy's connection to another).
+//!
+//! | proxy | `http://` target | `https://` target |
+//! |---|---|---|
+//! | `http`, `https` | absolute form to the proxy, `Proxy-Authorization` added (sensitive) | `CONNECT` tunnel (credentials in the `CONNECT`), TLS to the target inside |
+//! | `socks5`, `socks4` | target name resolved here (resolver overrides apply), tunnel | same, TLS inside |
+//! | `socks5h` | target name resolved by the proxy, tunnel | same, TLS inside |
+//!
+//! With [`http2_prior_knowledge`](BackendBuilder::http2_prior_knowledge), `http://` targets
+//! go through a `CONNECT` tunnel too (h2c cannot be forwarded). A `Proxy-Authorization`
+//! header is removed from requests that go through a tunnel or SOCKS: it would reach the
+//! target. Connecting to the proxy and its handshake must finish within
+//! [`proxy_handshake_timeout`](BackendBuilder::proxy_handshake_timeout) (10 s). Failures of
+//! the proxy are `Proxy` errors (a handshake timeout is a `Timeout`), carry a
+//! [`ProxyError`] in their source chain and name the proxy with
+//! its credentials redacted; a 407 answer of a forwarding proxy is such an error too.
+//! Responses through a proxy carry its [`SelectedProxy`].
 //!
 //! Clones of a backend share one connection pool. Two backends built separately never
 //! share connections, so a backend that skips certificate checks can never hand its
@@ -35,6 +59,7 @@
 //! ```
 
 mod dns;
+mod proxy_connector;
 mod tls;
 
 pub use tls::Certificate;
@@ -48,18 +73,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response, Uri};
+use http::header::PROXY_AUTHORIZATION;
+use http::{Request, Response, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::Body;
 use crate::error::{Error, ErrorKind, Redactor};
 use crate::ext::{BodyLimit, FinalUrl, RequestTimeout};
+use crate::proxy::{Proxy, ProxyError, ProxyOverride, SelectedProxy};
 use crate::response::{ResponseBody, DEFAULT_BODY_LIMIT};
+use proxy_connector::{ClientSettings, ProxyClients};
 
 type Connector = HttpsConnector<HttpConnector<dns::Resolver>>;
 
@@ -75,6 +102,8 @@ struct Shared {
     body_limit: usize,
     insecure: bool,
     http2_prior_knowledge: bool,
+    /// One client per proxy, made on first use (hyper-util's pool key ignores the proxy).
+    proxies: ProxyClients,
 }
 
 impl fmt::Debug for Backend {
@@ -83,6 +112,7 @@ impl fmt::Debug for Backend {
             .field("body_limit", &self.shared.body_limit)
             .field("danger_accept_invalid_certs", &self.shared.insecure)
             .field("http2_prior_knowledge", &self.shared.http2_prior_knowledge)
+            .field("proxy_clients", &self.shared.proxies.len())
             .finish_non_exhaustive()
     }
 }
@@ -126,6 +156,7 @@ impl Backend {
 /// | [`pool_max_idle_per_host`](Self::pool_max_idle_per_host) | unbounded |
 /// | [`http1_only`](Self::http1_only) / [`http2_prior_knowledge`](Self::http2_prior_knowledge) | HTTP/1.1 and HTTP/2 by ALPN; plain http uses HTTP/1.1 |
 /// | [`tcp_nodelay`](Self::tcp_nodelay) | on |
+/// | [`proxy_handshake_timeout`](Self::proxy_handshake_timeout) | 10 s |
 /// | [`tls_built_in_root_certs`](Self::tls_built_in_root_certs) | on (feature `webpki-roots`) |
 /// | [`body_limit`](Self::body_limit) | 64 MiB |
 /// | [`redact_query_params`](Self::redact_query_params) | [`DEFAULT_REDACTED_PARAMS`](crate::DEFAULT_REDACTED_PARAMS) |
@@ -138,6 +169,7 @@ pub struct BackendBuilder {
     http2: bool,
     http2_prior_knowledge: bool,
     nodelay: bool,
+    proxy_handshake_timeout: Option<Duration>,
     overrides: HashMap<String, Vec<SocketAddr>>,
     tls: tls::TlsOptions,
     body_limit: usize,
@@ -155,6 +187,7 @@ impl Default for BackendBuilder {
             http2: cfg!(feature = "http2"),
             http2_prior_knowledge: false,
             nodelay: true,
+            proxy_handshake_timeout: Some(Duration::from_secs(10)),
             overrides: HashMap::new(),
             tls: tls::TlsOptions {
                 built_in_roots: true,
@@ -177,6 +210,7 @@ impl fmt::Debug for BackendBuilder {
             .field("http1", &self.http1)
             .field("http2", &self.http2)
             .field("http2_prior_knowledge", &self.http2_prior_knowledge)
+            .field("proxy_handshake_timeout", &self.proxy_handshake_timeout)
             .field("resolve", &self.overrides)
             .field(
                 "danger_accept_invalid_certs",
@@ -239,6 +273,22 @@ impl BackendBuilder {
         self.http1 = false;
         self.http2 = true;
         self.http2_prior_knowledge = true;
+        self
+    }
+
+    /// Timeout for getting a connection through a proxy: connecting to the proxy and the
+    /// `CONNECT` or SOCKS handshake (default 10 s; `None` for none). When it passes, the
+    /// request fails with a [`Timeout`](ErrorKind::Timeout) error marked with a
+    /// [`ProxyError`], which counts against the proxy. A zero duration is a configuration
+    /// error.
+    pub fn proxy_handshake_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
+        if timeout == Some(Duration::ZERO) {
+            return self.fail(Error::config(
+                "proxy_handshake_timeout must be greater than zero",
+            ));
+        }
+        self.proxy_handshake_timeout = timeout;
         self
     }
 
@@ -320,34 +370,20 @@ impl BackendBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let tls = tls::client_config(&self.tls)?;
-        let mut http = HttpConnector::new_with_resolver(dns::Resolver::new(self.overrides));
-        http.enforce_http(false);
-        http.set_connect_timeout(self.connect_timeout);
-        http.set_nodelay(self.nodelay);
-
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector: Connector = match (self.http1, self.http2) {
-            #[cfg(feature = "http2")]
-            (true, true) => builder.enable_all_versions().wrap_connector(http),
-            #[cfg(feature = "http2")]
-            (false, true) => builder.enable_http2().wrap_connector(http),
-            _ => builder.enable_http1().wrap_connector(http),
+        let settings = ClientSettings {
+            tls: tls::client_config(&self.tls)?,
+            resolver: dns::Resolver::new(self.overrides),
+            connect_timeout: self.connect_timeout,
+            nodelay: self.nodelay,
+            handshake_timeout: self.proxy_handshake_timeout,
+            http1: self.http1,
+            http2: self.http2,
+            http2_prior_knowledge: self.http2_prior_knowledge,
+            pool_idle_timeout: self.pool_idle_timeout,
+            pool_max_idle_per_host: self.pool_max_idle_per_host,
         };
-
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host);
-        #[cfg(feature = "http2")]
-        if self.http2_prior_knowledge {
-            client.http2_only(true);
-        }
-        let client = client.build(connector);
+        let connector: Connector = settings.https(settings.http_connector());
+        let client = settings.client(connector);
 
         Ok(Backend {
             client,
@@ -356,6 +392,7 @@ impl BackendBuilder {
                 body_limit: self.body_limit,
                 insecure: self.tls.accept_invalid_certs,
                 http2_prior_knowledge: self.http2_prior_knowledge,
+                proxies: ProxyClients::new(settings),
             }),
         })
     }
@@ -389,7 +426,7 @@ impl Service<Request<Body>> for Backend {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Body>) -> ResponseFuture {
+    fn call(&mut self, mut req: Request<Body>) -> ResponseFuture {
         let uri = req.uri().clone();
         if let Err(why) = check_request(&req) {
             return ResponseFuture::error(
@@ -401,17 +438,54 @@ impl Service<Request<Body>> for Backend {
             .extensions()
             .get::<BodyLimit>()
             .map_or(self.shared.body_limit, |l| l.0);
+        let (fut, via) = match route(&req) {
+            // The hot path: no proxy, no lookup.
+            None => (self.client.request(req), None),
+            Some(proxy) => {
+                let proxies = &self.shared.proxies;
+                let forward = proxies.settings().forwards(&proxy, &uri);
+                if forward {
+                    // Absolute form to the proxy: it reads (and strips) Proxy-Authorization.
+                    if let Some(auth) = proxy.authorization() {
+                        req.headers_mut()
+                            .entry(PROXY_AUTHORIZATION)
+                            .or_insert_with(|| auth.clone());
+                    }
+                } else {
+                    // Through a tunnel or SOCKS the headers reach the origin: never this one.
+                    req.headers_mut().remove(PROXY_AUTHORIZATION);
+                }
+                let fut = proxies.request(&proxy, req);
+                (fut, Some(Box::new(Via { proxy, forward })))
+            }
+        };
         ResponseFuture {
-            state: State::Pending {
-                fut: self.client.request(req),
-            },
+            state: State::Pending { fut },
             sleep: timeout.map(tokio::time::sleep),
             timeout,
             uri: Some(uri),
             body_limit,
             shared: Some(self.shared.clone()),
+            via,
         }
     }
+}
+
+/// The proxy a request must go through: its [`ProxyOverride`], else its [`SelectedProxy`].
+#[inline]
+fn route(req: &Request<Body>) -> Option<Proxy> {
+    let ext = req.extensions();
+    match ext.get::<ProxyOverride>() {
+        Some(ProxyOverride(choice)) => choice.clone(),
+        None => ext.get::<SelectedProxy>().map(|s| s.0.clone()),
+    }
+}
+
+/// How a request was proxied.
+struct Via {
+    proxy: Proxy,
+    /// Sent to an HTTP proxy in absolute form (its 407 is a proxy failure).
+    forward: bool,
 }
 
 pin_project! {
@@ -425,6 +499,7 @@ pin_project! {
         uri: Option<Uri>,
         body_limit: usize,
         shared: Option<Arc<Shared>>,
+        via: Option<Box<Via>>,
     }
 }
 
@@ -445,6 +520,7 @@ impl ResponseFuture {
             uri: None,
             body_limit: 0,
             shared: None,
+            via: None,
         }
     }
 }
@@ -490,6 +566,18 @@ impl Future for ResponseFuture {
         Poll::Ready(match result {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
+                if let Some(via) = this.via.take() {
+                    if via.forward && parts.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                        let err = ProxyError::new(
+                            &via.proxy,
+                            ErrorKind::Proxy,
+                            "answered 407 Proxy Authentication Required",
+                        )
+                        .into_error();
+                        return Poll::Ready(Err(err.with_url_redacted(&uri, &shared.redactor)));
+                    }
+                    parts.extensions.insert(SelectedProxy(via.proxy));
+                }
                 parts.extensions.insert(FinalUrl(uri));
                 parts.extensions.insert(BodyLimit(*this.body_limit));
                 Ok(Response::from_parts(parts, ResponseBody::hyper(body)))
@@ -501,6 +589,26 @@ impl Future for ResponseFuture {
 
 /// Maps a hyper-util client error to a fastreq error kind.
 fn classify(err: hyper_util::client::legacy::Error) -> Error {
+    // A failure of the proxy, or a fastreq error from a connector, says it best.
+    if let Some(pe) = ProxyError::find(&err) {
+        let message = pe.to_string();
+        return Error::new(pe.kind()).with_message(message).with_source(err);
+    }
+    let mut ours = None;
+    visit_chain(&err, &mut |e| {
+        if let Some(fe) = e.downcast_ref::<Error>() {
+            if ours.is_none() {
+                ours = Some((fe.kind(), fe.message().map(str::to_owned)));
+            }
+        }
+    });
+    if let Some((kind, message)) = ours {
+        let mut e = Error::new(kind);
+        if let Some(m) = message {
+            e = e.with_message(m);
+        }
+        return e.with_source(err);
+    }
     let mut kind = None;
     let mut message = None;
     let mut timed_out = false;

@@ -23,6 +23,7 @@
 //!   A panicking handler is answered with `500` (counted in [`Stats::panics`]).
 //! * [`route`] is a ready-made handler driven by the query string.
 
+pub mod proxy;
 mod reply;
 mod routes;
 mod stats;
