@@ -193,8 +193,7 @@ where
         service,
         input: requests,
         input_done: false,
-        ready: false,
-        ready_error: None,
+        pending: None,
         next_index: 0,
         next_emit: 0,
         in_flight: FuturesUnordered::new(),
@@ -239,8 +238,8 @@ pin_project! {
         #[pin]
         input: St,
         input_done: bool,
-        ready: bool,
-        ready_error: Option<S::Error>,
+        // An input taken from the stream, waiting for the service to be ready.
+        pending: Option<(usize, R)>,
         next_index: usize,
         // In ordered mode: the index of the next outcome to emit.
         next_emit: usize,
@@ -313,58 +312,71 @@ where
                 }
             }
 
-            // Admit more inputs while there is room.
-            while !*this.input_done {
-                let occupied = if *this.ordered {
-                    *this.next_index - *this.next_emit
-                } else {
-                    this.in_flight.len() + this.done.len()
-                };
-                if occupied >= *this.limit {
-                    break;
-                }
-                if !*this.ready && this.ready_error.is_none() {
-                    match this.service.poll_ready(cx) {
-                        Poll::Ready(Ok(())) => *this.ready = true,
-                        Poll::Ready(Err(e)) => *this.ready_error = Some(e),
-                        Poll::Pending => break,
-                    }
-                }
-                let item = match this.input.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => item,
-                    Poll::Ready(None) => {
-                        *this.input_done = true;
+            // Admit more inputs while there is room. An input is pulled before the service
+            // is polled ready, so readiness (a rate token, a concurrency slot) is only taken
+            // for a request that exists, and a bad input never waits for it.
+            loop {
+                if this.pending.is_none() {
+                    if *this.input_done {
                         break;
                     }
-                    Poll::Pending => break,
-                };
-                let index = *this.next_index;
-                *this.next_index += 1;
-                this.progress.inner.started.fetch_add(1, Ordering::Relaxed);
-                if *this.ordered {
-                    this.done.push_back(None);
-                }
-                let failed = match item.into_request() {
-                    Ok(req) => match this.ready_error.take() {
-                        // The service failed to become ready: this input gets that error.
-                        Some(e) => Err(e),
-                        None => {
-                            *this.ready = false;
-                            let fut = this.service.call(req);
-                            this.in_flight.push(Indexed { index, fut });
+                    let occupied = if *this.ordered {
+                        *this.next_index - *this.next_emit
+                    } else {
+                        this.in_flight.len() + this.done.len()
+                    };
+                    if occupied >= *this.limit {
+                        break;
+                    }
+                    let item = match this.input.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(item)) => item,
+                        Poll::Ready(None) => {
+                            *this.input_done = true;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    };
+                    let index = *this.next_index;
+                    *this.next_index += 1;
+                    this.progress.inner.started.fetch_add(1, Ordering::Relaxed);
+                    if *this.ordered {
+                        this.done.push_back(None);
+                    }
+                    match item.into_request() {
+                        Ok(req) => *this.pending = Some((index, req)),
+                        Err(e) => {
+                            record(
+                                this.done,
+                                *this.ordered,
+                                *this.next_emit,
+                                this.progress,
+                                index,
+                                Err(e),
+                            );
                             continue;
                         }
-                    },
-                    Err(e) => Err(e),
-                };
-                record(
-                    this.done,
-                    *this.ordered,
-                    *this.next_emit,
-                    this.progress,
-                    index,
-                    failed,
-                );
+                    }
+                }
+                match this.service.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let (index, req) = this.pending.take().expect("checked above");
+                        let fut = this.service.call(req);
+                        this.in_flight.push(Indexed { index, fut });
+                    }
+                    Poll::Ready(Err(e)) => {
+                        // The service failed to become ready: this input gets that error.
+                        let (index, _) = this.pending.take().expect("checked above");
+                        record(
+                            this.done,
+                            *this.ordered,
+                            *this.next_emit,
+                            this.progress,
+                            index,
+                            Err(e),
+                        );
+                    }
+                    Poll::Pending => break,
+                }
             }
 
             if let Some(front) = this.done.front() {
@@ -385,7 +397,11 @@ where
                     );
                 }
                 Poll::Ready(None) | Poll::Pending => {
-                    if *this.input_done && this.in_flight.is_empty() && this.done.is_empty() {
+                    if *this.input_done
+                        && this.pending.is_none()
+                        && this.in_flight.is_empty()
+                        && this.done.is_empty()
+                    {
                         return Poll::Ready(None);
                     }
                     return Poll::Pending;
@@ -395,7 +411,9 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let pending = self.in_flight.len() + self.done.iter().filter(|d| d.is_some()).count();
+        let pending = self.in_flight.len()
+            + usize::from(self.pending.is_some())
+            + self.done.iter().filter(|d| d.is_some()).count();
         let (lo, hi) = if self.input_done {
             (0, Some(0))
         } else {
