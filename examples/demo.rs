@@ -1,8 +1,11 @@
 //! The fastreq demo: no network needed.
 //!
-//! Starts a local HTTP server (127.0.0.1, random port) with injected faults, then fans out
-//! 20,000 requests through the fastreq backend, printing a progress line and a summary:
-//! successes, HTTP statuses, errors by kind, requests per second and latency percentiles.
+//! Starts a local HTTP server (127.0.0.1, random port) with injected faults and two local
+//! HTTP proxies, then fans out 20,000 requests through the full preset (`fastreq::stack()`:
+//! retries with backoff, random user agents, a proxy pool for part of the traffic, cookies,
+//! redirects, decompression, concurrency limit, timeouts), printing a progress line and a
+//! summary: successes, HTTP statuses, errors by kind, retries, proxy use, requests per second
+//! and latency percentiles.
 //!
 //! ```text
 //! cargo run --release --example demo            # 20,000 requests
@@ -16,13 +19,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use fastreq::{Backend, Fetch};
+use fastreq::proxy::{SelectedProxy, Strategy};
 use futures::StreamExt;
+use support::proxy::TestProxy;
 
 /// What request `i` asks the local server for: most succeed, some fail on purpose.
 fn request_for(i: usize, server: &support::TestServer, closed: &str) -> fastreq::RequestBuilder {
     let url = match i % 100 {
-        0..=2 => server.url(&format!("/item/{i}?status=503")),
+        // Fails twice, then the retry layer gets a 200.
+        0..=1 => server.url(&format!("/flaky/{i}")),
+        2 => server.url(&format!("/item/{i}?status=503")),
         3 => server.url(&format!("/item/{i}?status=429")),
         4 => server.url(&format!("/item/{i}?status=404")),
         5 => server.url(&format!("/item/{i}?fail=reset")),
@@ -31,11 +37,18 @@ fn request_for(i: usize, server: &support::TestServer, closed: &str) -> fastreq:
         8 if i % 1000 == 8 => format!("{closed}/item/{i}"),
         9 if i % 1000 == 9 => "http://bad url/".to_owned(),
         10 => server.url(&format!("/item/{i}?gzip=1&bytes=2000")),
+        12 => server.url(&format!("/item/{i}?status=302&location=/landed/{i}")),
         // Slower than the per-request timeout below: a Timeout error.
         11 if i % 500 == 11 => server.url(&format!("/item/{i}?delay_ms=2000")),
         _ => server.url(&format!("/item/{i}")),
     };
-    fastreq::get(url).timeout(Duration::from_millis(500))
+    let req = fastreq::get(url).timeout(Duration::from_millis(500));
+    // One request in five goes through the proxy pool; the rest go direct.
+    if i % 5 == 0 {
+        req
+    } else {
+        req.no_proxy()
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -54,16 +67,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let concurrency = 64;
 
-    let server = support::TestServer::builder().track_paths(false).routes();
+    let flaky = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let server = support::TestServer::builder()
+        .track_paths(false)
+        .start(move |req| {
+            if req.path().starts_with("/flaky/") {
+                let mut seen = flaky.lock().unwrap();
+                let n = seen.entry(req.path().to_owned()).or_insert(0u32);
+                *n += 1;
+                if *n <= 2 {
+                    return support::Reply::status(503);
+                }
+            }
+            support::route(&req)
+        });
+    let proxies = [TestProxy::http().start(), TestProxy::http().start()];
     let closed = format!("http://{}", support::closed_port());
     println!(
-        "fastreq demo: {total} requests to a local server at {} (concurrency {concurrency}, ~10% faults injected)",
+        "fastreq demo: {total} requests to a local server at {} through the full preset \
+         (concurrency {concurrency}, random user agents, 2 local proxies for 1 request in 5, \
+         ~10% faults injected)",
         server.url("")
     );
 
-    let backend = Backend::builder().build()?;
-    let requests = (0..total).map(|i| request_for(i, &server, &closed));
-    let mut outcomes = fastreq::fan_out(Fetch::new(backend), requests).limit(concurrency);
+    let client = fastreq::stack()
+        .concurrency(concurrency)
+        .retries(2)
+        .backoff(Duration::from_millis(5), 2.0, Duration::from_millis(50))
+        .random_user_agent()
+        .proxy_lines(&format!("{}\n{}", proxies[0].url(), proxies[1].url()))
+        .proxy_strategy(Strategy::RoundRobin)
+        .build()?;
+    let requests = (0..total).map(|i| {
+        let req = request_for(i, &server, &closed).build()?;
+        Ok::<_, fastreq::Error>(req)
+    });
+    let mut outcomes =
+        fastreq::fan_out(RecordProxy(client.clone()), requests).limit(client.fan_out_limit());
     let progress = outcomes.progress();
 
     let started = Instant::now();
@@ -72,13 +112,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut example_errors: BTreeMap<&'static str, String> = BTreeMap::new();
     let mut latencies = Vec::with_capacity(total);
     let mut bytes = 0usize;
+    let mut retried = 0usize;
+    let mut via_proxy = 0usize;
     let mut last_print = Instant::now();
     let stderr = std::io::stderr();
 
     while let Some(outcome) = outcomes.next().await {
         match outcome.result {
-            Ok(fetched) => {
+            Ok((fetched, proxy)) => {
                 *statuses.entry(fetched.status().as_u16()).or_default() += 1;
+                retried += usize::from(fetched.attempts() > 1);
+                via_proxy += usize::from(proxy);
                 latencies.push(fetched.elapsed());
                 bytes += fetched.body().len();
             }
@@ -120,6 +164,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (status, n) in &statuses {
         println!("  status {status}  {n}");
     }
+    println!("retried       {retried} responses needed more than one attempt");
+    println!(
+        "proxies       {via_proxy} responses came through the pool (proxy 1 forwarded {}, proxy 2 {})",
+        proxies[0].forwarded(),
+        proxies[1].forwarded()
+    );
     println!("errors        {failed}");
     for (kind, n) in &errors {
         println!("  {kind:<16} {n:>6}   e.g. {}", example_errors[kind]);
@@ -140,4 +190,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("every request got exactly one outcome.");
     Ok(())
+}
+
+/// Buffers each response and notes whether it went through a proxy of the pool.
+#[derive(Clone)]
+struct RecordProxy(fastreq::Client);
+
+impl tower::Service<http::Request<fastreq::Body>> for RecordProxy {
+    type Response = (fastreq::Fetched, bool);
+    type Error = fastreq::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, fastreq::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), fastreq::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<fastreq::Body>) -> Self::Future {
+        let uri = req.uri().clone();
+        let started = Instant::now();
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            let proxied = resp.extensions().get::<SelectedProxy>().is_some();
+            let fetched = fastreq::Fetched::from_response(resp, &uri, started).await?;
+            Ok((fetched, proxied))
+        })
+    }
 }

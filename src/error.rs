@@ -337,6 +337,12 @@ impl From<BoxError> for Error {
     }
 }
 
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<http::Error> for Error {
     fn from(err: http::Error) -> Self {
         Error::new(ErrorKind::InvalidRequest).with_source(err)

@@ -55,6 +55,7 @@
 pub mod backend;
 pub mod blocking;
 mod body;
+pub mod builder_ext;
 pub mod concurrency;
 #[cfg(feature = "cookies")]
 pub mod cookies;
@@ -71,6 +72,7 @@ pub mod redirect;
 pub mod request;
 pub mod response;
 pub mod retry;
+pub mod stack;
 pub mod timeout;
 pub mod user_agent;
 
@@ -81,3 +83,4 @@ pub use fan_out::{fan_out, fan_out_stream, FanOut, FanOutExt, IntoRequest, Outco
 pub use fetch::{fetch, get_all, get_all_with, Fetch};
 pub use request::{delete, get, head, post, put, request, RequestBuilder};
 pub use response::{Fetched, ResponseBody, ResponseExt, DEFAULT_BODY_LIMIT};
+pub use stack::{stack, Client, StackBuilder};

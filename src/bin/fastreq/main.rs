@@ -1,0 +1,2 @@
+//! The `fastreq` command line (in progress).
+fn main() {}

@@ -1,0 +1,783 @@
+//! The preset: [`stack()`] builds a [`Client`] with every fastreq layer in the right order.
+//!
+//! ```text
+//! Retry ─ DefaultHeaders ─ UserAgent ─ ProxyRotation ─ FollowRedirect ─ Cookies
+//!       ─ RateLimit ─ ConcurrencyLimit ─ Timeout ─ Decompression ─ Backend
+//! ```
+//!
+//! Retry wraps everything, so each attempt takes a fresh rate token, a fresh concurrency
+//! slot, and possibly another proxy and user agent; backoff sleeps hold neither a slot nor a
+//! token. Each redirect hop passes cookies, the rate limit and the concurrency limit again.
+//! See the crate's `README.md` and `design.md` for the reasoning.
+//!
+//! # Defaults
+//!
+//! | setting | default | setter |
+//! |---|---|---|
+//! | concurrency (requests in flight, bodies included) | 64 | [`concurrency`](StackBuilder::concurrency) |
+//! | per-host concurrency | off | [`per_host_concurrency`](StackBuilder::per_host_concurrency) |
+//! | rate limit, burst | off, 1 | [`rate_limit`](StackBuilder::rate_limit), [`burst`](StackBuilder::burst) |
+//! | per-host rate limit | off | [`per_host_rate_limit`](StackBuilder::per_host_rate_limit) |
+//! | retries | 3 (4 attempts), idempotent methods only | [`retries`](StackBuilder::retries), [`retry_non_idempotent`](StackBuilder::retry_non_idempotent) |
+//! | backoff | 100 ms × 2ⁿ, cap 30 s, full jitter | [`backoff`](StackBuilder::backoff), [`jitter`](StackBuilder::jitter) |
+//! | `Retry-After` cap | 60 s | [`max_retry_after`](StackBuilder::max_retry_after) |
+//! | timeout per hop (to headers) | 30 s | [`timeout`](StackBuilder::timeout) |
+//! | body idle timeout | 30 s | [`body_idle_timeout`](StackBuilder::body_idle_timeout) |
+//! | total deadline (all attempts) | off | [`total_timeout`](StackBuilder::total_timeout) |
+//! | connect timeout | 10 s | [`connect_timeout`](StackBuilder::connect_timeout) |
+//! | proxies | none (direct) | [`proxies`](StackBuilder::proxies), [`proxy_lines`](StackBuilder::proxy_lines), [`proxy_strategy`](StackBuilder::proxy_strategy) |
+//! | user agent | `fastreq/<version>` | [`user_agent`](StackBuilder::user_agent), [`random_user_agent`](StackBuilder::random_user_agent) |
+//! | cookies | on (bounded jar) | [`cookies`](StackBuilder::cookies), [`cookie_jar`](StackBuilder::cookie_jar) |
+//! | redirects | on, at most 10 | [`max_redirects`](StackBuilder::max_redirects), [`no_redirects`](StackBuilder::no_redirects) |
+//! | decompression | on (gzip, br, zstd, deflate) | [`decompression`](StackBuilder::decompression) |
+//! | HTTP versions | HTTP/1.1 + HTTP/2 by ALPN | [`http1_only`](StackBuilder::http1_only), [`http2_prior_knowledge`](StackBuilder::http2_prior_knowledge) |
+//! | body cap | 64 MiB | [`body_limit`](StackBuilder::body_limit) |
+//! | fan-out limit | 4 × concurrency | [`fan_out_limit`](StackBuilder::fan_out_limit) |
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use fastreq::{Body, ResponseBody};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
+//! // The backend can be any service: here an in-memory one, so the example needs no network.
+//! let backend = tower::service_fn(|req: http::Request<Body>| async move {
+//!     let ua = req.headers()["user-agent"].to_str().unwrap().to_owned();
+//!     Ok::<_, fastreq::Error>(http::Response::new(ResponseBody::from(ua)))
+//! });
+//! let client = fastreq::stack()
+//!     .concurrency(16)
+//!     .rate_limit(100.0)
+//!     .retries(2)
+//!     .timeout(Duration::from_secs(5))
+//!     .backend(backend)
+//!     .build()?;
+//! let page = client.get("http://api.test/").await?;
+//! assert!(page.text().starts_with("fastreq/"));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+use tower_service::Service;
+
+use crate::backend::{Backend, BackendBuilder, Certificate};
+use crate::body::Body;
+use crate::concurrency::ConcurrencyLimitLayer;
+use crate::default_headers::{DefaultHeadersBuilder, DefaultHeadersLayer};
+use crate::error::{BoxError, Error};
+use crate::fan_out::{fan_out, fan_out_stream, FanOut, IntoRequest};
+use crate::fetch::Fetch;
+use crate::proxy::{ProxyPool, ProxyRotationLayer, Strategy, WhenAllDown};
+use crate::rate_limit::{RateLimitHandle, RateLimitLayer};
+use crate::redirect::FollowRedirectLayer;
+use crate::response::{Fetched, ResponseBody};
+use crate::retry::{Jitter, RetryBuilder, RetryLayer};
+use crate::timeout::TimeoutLayer;
+use crate::user_agent::UserAgentLayer;
+
+/// The type-erased service between layers of the preset: what a user layer inserted with
+/// [`StackBuilder::layer_at`] wraps.
+pub type BoxService = BoxCloneSyncService<Request<Body>, Response<ResponseBody>, Error>;
+
+/// Where [`StackBuilder::layer_at`] inserts a user layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Position {
+    /// Outermost: sees each request once, before retries.
+    Top,
+    /// Between retry and the per-attempt layers: sees each attempt.
+    PerAttempt,
+    /// Just above the rate limit: sees each redirect hop, before it waits for a token.
+    BeforeRateLimit,
+    /// Just above the backend: sees each hop as it goes on the wire.
+    AroundBackend,
+}
+
+type LayerFn = Arc<dyn Fn(BoxService) -> BoxService + Send + Sync>;
+
+/// Starts a [`StackBuilder`] with the defaults of the [module docs](self).
+pub fn stack() -> StackBuilder {
+    StackBuilder::default()
+}
+
+enum UaChoice {
+    Default,
+    Fixed(String),
+    Random,
+    List(Vec<String>),
+    File(PathBuf),
+}
+
+/// Configures the preset; see the [module docs](self) for defaults and order.
+///
+/// Setters consume and return the builder; the first invalid value is kept and returned by
+/// [`build`](Self::build).
+#[must_use]
+pub struct StackBuilder {
+    backend: BackendBuilder,
+    custom_backend: Option<BoxService>,
+    concurrency: usize,
+    per_host_concurrency: Option<usize>,
+    rate: Option<f64>,
+    burst: u32,
+    per_host_rate: Option<f64>,
+    per_host_burst: u32,
+    retry: RetryBuilder,
+    timeout: Option<Duration>,
+    body_idle_timeout: Option<Duration>,
+    user_agent: UaChoice,
+    sticky_user_agent: bool,
+    #[cfg(feature = "cookies")]
+    cookies: Option<crate::cookies::CookieJar>,
+    max_redirects: Option<u32>,
+    decompression: bool,
+    default_headers: DefaultHeadersBuilder,
+    fan_out_limit: Option<usize>,
+    proxies: Option<ProxyPool>,
+    proxy_strategy: Strategy,
+    when_all_proxies_down: WhenAllDown,
+    layers: Vec<(Position, LayerFn)>,
+    error: Option<Error>,
+}
+
+impl Default for StackBuilder {
+    fn default() -> Self {
+        StackBuilder {
+            backend: Backend::builder(),
+            custom_backend: None,
+            concurrency: 64,
+            per_host_concurrency: None,
+            rate: None,
+            burst: 1,
+            per_host_rate: None,
+            per_host_burst: 1,
+            retry: RetryLayer::builder(),
+            timeout: Some(Duration::from_secs(30)),
+            body_idle_timeout: Some(Duration::from_secs(30)),
+            user_agent: UaChoice::Default,
+            sticky_user_agent: false,
+            #[cfg(feature = "cookies")]
+            cookies: Some(crate::cookies::CookieJar::new()),
+            max_redirects: Some(crate::redirect::DEFAULT_MAX_REDIRECTS),
+            decompression: cfg!(feature = "decompression"),
+            default_headers: DefaultHeadersLayer::builder(),
+            fan_out_limit: None,
+            proxies: None,
+            proxy_strategy: Strategy::RoundRobin,
+            when_all_proxies_down: WhenAllDown::Wait,
+            layers: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+impl fmt::Debug for StackBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackBuilder")
+            .field("backend", &self.backend)
+            .field("concurrency", &self.concurrency)
+            .field("per_host_concurrency", &self.per_host_concurrency)
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .field("per_host_rate", &self.per_host_rate)
+            .field("timeout", &self.timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("decompression", &self.decompression)
+            .field("user_layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StackBuilder {
+    fn fail(mut self, err: Error) -> Self {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+        self
+    }
+
+    fn backend_with(mut self, f: impl FnOnce(BackendBuilder) -> BackendBuilder) -> Self {
+        self.backend = f(self.backend);
+        self
+    }
+
+    /// Maximum requests in flight, response bodies included (default 64). Zero is an error.
+    pub fn concurrency(mut self, max: usize) -> Self {
+        if max == 0 {
+            return self.fail(Error::config("concurrency must be at least 1 (got 0)"));
+        }
+        self.concurrency = max;
+        self
+    }
+
+    /// Maximum requests in flight to one host (default off). Zero is an error.
+    pub fn per_host_concurrency(mut self, max: usize) -> Self {
+        if max == 0 {
+            return self.fail(Error::config(
+                "per-host concurrency must be at least 1 (got 0)",
+            ));
+        }
+        self.per_host_concurrency = Some(max);
+        self
+    }
+
+    /// Requests per second across all hosts (default off; fractions allowed).
+    pub fn rate_limit(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
+        self
+    }
+
+    /// Burst of the rate limits (default 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self.per_host_burst = burst;
+        self
+    }
+
+    /// Requests per second to each host (default off). A `429`/`503` with `Retry-After`
+    /// pauses that host's bucket.
+    pub fn per_host_rate_limit(mut self, per_second: f64) -> Self {
+        self.per_host_rate = Some(per_second);
+        self
+    }
+
+    /// Retries per request (default 3; 0 disables retrying).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry = self.retry.max_retries(retries);
+        self
+    }
+
+    /// Also retry non-idempotent methods such as `POST` (default off).
+    pub fn retry_non_idempotent(mut self, on: bool) -> Self {
+        self.retry = self.retry.retry_non_idempotent(on);
+        self
+    }
+
+    /// Exponential backoff: first delay, growth factor and cap (default 100 ms, 2, 30 s).
+    pub fn backoff(mut self, initial: Duration, factor: f64, max: Duration) -> Self {
+        self.retry = self
+            .retry
+            .initial_backoff(initial)
+            .backoff_factor(factor)
+            .max_backoff(max);
+        self
+    }
+
+    /// Jitter of the backoff (default [`Jitter::Full`]).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.retry = self.retry.jitter(jitter);
+        self
+    }
+
+    /// Longest `Retry-After` that is waited for (default 60 s); a longer one ends retrying.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.retry = self.retry.max_retry_after(max);
+        self
+    }
+
+    /// Configures the retry layer directly (status list, classifier, budget...).
+    pub fn retry_with(mut self, f: impl FnOnce(RetryBuilder) -> RetryBuilder) -> Self {
+        self.retry = f(self.retry);
+        self
+    }
+
+    /// Timeout per hop up to the response headers (default 30 s); `None` for none.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Longest pause between two chunks of a response body (default 30 s); `None` for none.
+    pub fn body_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.body_idle_timeout = timeout.into();
+        self
+    }
+
+    /// Deadline for a whole request across attempts and backoffs (default none).
+    pub fn total_timeout(mut self, deadline: Duration) -> Self {
+        self.retry = self.retry.deadline(deadline);
+        self
+    }
+
+    /// TCP connect timeout (default 10 s).
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.backend_with(|b| b.connect_timeout(timeout))
+    }
+
+    /// A fixed `User-Agent` (default `fastreq/<version>`).
+    pub fn user_agent(mut self, user_agent: &str) -> Self {
+        self.user_agent = UaChoice::Fixed(user_agent.to_owned());
+        self
+    }
+
+    /// Rotate over the built-in list of current browser user agents, at random.
+    pub fn random_user_agent(mut self) -> Self {
+        self.user_agent = UaChoice::Random;
+        self
+    }
+
+    /// Rotate at random over these user agents.
+    pub fn user_agents<I, S>(mut self, agents: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.user_agent =
+            UaChoice::List(agents.into_iter().map(|s| s.as_ref().to_owned()).collect());
+        self
+    }
+
+    /// Rotate at random over the user agents of a file (one per line, `#` comments).
+    pub fn user_agents_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.user_agent = UaChoice::File(path.into());
+        self
+    }
+
+    /// Keep one user agent per host when rotating.
+    pub fn sticky_user_agent(mut self, on: bool) -> Self {
+        self.sticky_user_agent = on;
+        self
+    }
+
+    /// Sends every attempt through a proxy of `pool` (default: direct). See
+    /// [`proxy`](crate::proxy) for the formats, health and cooldowns.
+    pub fn proxies(mut self, pool: ProxyPool) -> Self {
+        self.proxies = Some(pool);
+        self
+    }
+
+    /// Parses proxy lines (`scheme://user:pass@host:port`, `host:port`,
+    /// `host:port:user:pass`; blank and `#` lines skipped) into the pool. A bad line is an
+    /// error naming it, password redacted.
+    pub fn proxy_lines(self, lines: &str) -> Self {
+        match ProxyPool::from_lines(lines) {
+            Ok(pool) => self.proxies(pool),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// How a proxy is picked per attempt (default round robin).
+    pub fn proxy_strategy(mut self, strategy: Strategy) -> Self {
+        self.proxy_strategy = strategy;
+        self
+    }
+
+    /// What happens when every proxy is cooling down (default: wait for the first to
+    /// recover; never direct unless [`WhenAllDown::GoDirect`] is chosen).
+    pub fn when_all_proxies_down(mut self, when: WhenAllDown) -> Self {
+        self.when_all_proxies_down = when;
+        self
+    }
+
+    /// Turns the cookie jar on (default) or off.
+    #[cfg(feature = "cookies")]
+    pub fn cookies(mut self, on: bool) -> Self {
+        self.cookies = on.then(crate::cookies::CookieJar::new);
+        self
+    }
+
+    /// Uses this jar (shared with whoever else holds it).
+    #[cfg(feature = "cookies")]
+    pub fn cookie_jar(mut self, jar: crate::cookies::CookieJar) -> Self {
+        self.cookies = Some(jar);
+        self
+    }
+
+    /// Follow at most this many redirects (default 10).
+    pub fn max_redirects(mut self, max: u32) -> Self {
+        if max == 0 {
+            return self.no_redirects();
+        }
+        self.max_redirects = Some(max);
+        self
+    }
+
+    /// Do not follow redirects: 3xx responses come back as they are.
+    pub fn no_redirects(mut self) -> Self {
+        self.max_redirects = None;
+        self
+    }
+
+    /// Turns response decompression on (default with feature `decompression`) or off.
+    pub fn decompression(mut self, on: bool) -> Self {
+        if on && !cfg!(feature = "decompression") {
+            return self.fail(Error::config(
+                "decompression needs the `decompression` feature of fastreq",
+            ));
+        }
+        self.decompression = on;
+        self
+    }
+
+    /// HTTP/1.1 only.
+    pub fn http1_only(self) -> Self {
+        self.backend_with(BackendBuilder::http1_only)
+    }
+
+    /// HTTP/2 only (h2c prior knowledge for `http://`).
+    pub fn http2_prior_knowledge(self) -> Self {
+        self.backend_with(BackendBuilder::http2_prior_knowledge)
+    }
+
+    /// **Dangerous**: accept any TLS certificate. See
+    /// [`BackendBuilder::danger_accept_invalid_certs`].
+    pub fn danger_accept_invalid_certs(self, accept: bool) -> Self {
+        self.backend_with(|b| b.danger_accept_invalid_certs(accept))
+    }
+
+    /// Trust an extra root certificate.
+    pub fn add_root_certificate(self, cert: Certificate) -> Self {
+        self.backend_with(|b| b.add_root_certificate(cert))
+    }
+
+    /// Resolve `name` to `addr` instead of asking DNS.
+    pub fn resolve(self, name: &str, addr: SocketAddr) -> Self {
+        self.backend_with(|b| b.resolve(name, addr))
+    }
+
+    /// Cap on buffered response bodies, decoded (default 64 MiB).
+    pub fn body_limit(self, bytes: usize) -> Self {
+        self.backend_with(|b| b.body_limit(bytes))
+    }
+
+    /// Configures the default backend directly.
+    pub fn backend_config(self, f: impl FnOnce(BackendBuilder) -> BackendBuilder) -> Self {
+        self.backend_with(f)
+    }
+
+    /// A header added to every request that lacks it. An invalid one is an error.
+    pub fn default_header(mut self, name: &str, value: &str) -> Self {
+        self.default_headers = self.default_headers.header(name, value);
+        self
+    }
+
+    /// Bound on requests inside the stack for [`Client::fan_out`] and
+    /// [`Client::get_all`] (default 4 × concurrency).
+    pub fn fan_out_limit(mut self, limit: usize) -> Self {
+        if limit == 0 {
+            return self.fail(Error::config("fan-out limit must be at least 1 (got 0)"));
+        }
+        self.fan_out_limit = Some(limit);
+        self
+    }
+
+    /// Replaces the HTTP backend with any service: a mock, an in-process axum `Router`,
+    /// another client. Backend settings of this builder are then ignored.
+    pub fn backend<S, B>(mut self, backend: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Error: Into<Error>,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.custom_backend = Some(boxed(
+            backend
+                .map_err(Into::into)
+                .map_response(|r: Response<B>| r.map(ResponseBody::new)),
+        ));
+        self
+    }
+
+    /// Inserts a user layer at `position`. Several layers at one position apply in the
+    /// order given, the first outermost.
+    pub fn layer_at<L>(mut self, position: Position, layer: L) -> Self
+    where
+        L: Layer<BoxService> + Send + Sync + 'static,
+        L::Service: Service<Request<Body>, Response = Response<ResponseBody>, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+    {
+        self.layers
+            .push((position, Arc::new(move |svc| boxed(layer.layer(svc)))));
+        self
+    }
+
+    fn apply_user_layers(&self, position: Position, mut svc: BoxService) -> BoxService {
+        // The first given is outermost, so apply in reverse.
+        for (_, f) in self.layers.iter().rev().filter(|(p, _)| *p == position) {
+            svc = f(svc);
+        }
+        svc
+    }
+
+    /// Builds the client, or returns the first configuration error.
+    pub fn build(mut self) -> Result<Client, Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+
+        // Bottom up: backend, decompression, timeout, concurrency, rate limit, cookies.
+        let mut svc = match self.custom_backend.take() {
+            Some(b) => b,
+            None => {
+                let backend = std::mem::take(&mut self.backend).build()?;
+                boxed(backend)
+            }
+        };
+        #[cfg(feature = "decompression")]
+        if self.decompression {
+            let layer = crate::decompression::DecompressionLayer::new();
+            svc = boxed(layer.layer(svc).map_response(|r| r.map(ResponseBody::new)));
+        }
+        svc = self.apply_user_layers(Position::AroundBackend, svc);
+
+        let timeout = TimeoutLayer::builder()
+            .headers(self.timeout)
+            .body_idle(self.body_idle_timeout)
+            .build()?;
+        let mut concurrency = ConcurrencyLimitLayer::builder().max(self.concurrency);
+        if let Some(n) = self.per_host_concurrency {
+            concurrency = concurrency.per_host(n);
+        }
+        let concurrency = concurrency.build()?;
+        svc = boxed(
+            concurrency
+                .layer(timeout.layer(svc))
+                .map_response(|r| r.map(ResponseBody::new)),
+        );
+
+        let mut rate_handle = None;
+        if self.rate.is_some() || self.per_host_rate.is_some() {
+            let mut b = RateLimitLayer::builder();
+            if let Some(r) = self.rate {
+                b = b.rate(r).burst(self.burst);
+            }
+            if let Some(r) = self.per_host_rate {
+                b = b.per_host_rate(r).per_host_burst(self.per_host_burst);
+            }
+            let layer = b.build()?;
+            rate_handle = Some(layer.handle());
+            svc = boxed(layer.layer(svc));
+        }
+        svc = self.apply_user_layers(Position::BeforeRateLimit, svc);
+
+        #[cfg(feature = "cookies")]
+        let jar = self.cookies.clone();
+        #[cfg(feature = "cookies")]
+        if let Some(jar) = &jar {
+            svc = boxed(crate::cookies::CookieLayer::new(jar.clone()).layer(svc));
+        }
+
+        if let Some(max) = self.max_redirects {
+            let layer = FollowRedirectLayer::builder().max_redirects(max).build()?;
+            svc = boxed(layer.layer(svc));
+        }
+
+        // Per attempt: proxy, user agent, default headers.
+        if let Some(pool) = self.proxies.take() {
+            let layer = ProxyRotationLayer::new(pool)
+                .strategy(self.proxy_strategy)
+                .when_all_down(self.when_all_proxies_down);
+            svc = boxed(layer.layer(svc));
+        }
+        let ua = match std::mem::replace(&mut self.user_agent, UaChoice::Default) {
+            UaChoice::Default => UserAgentLayer::new(),
+            UaChoice::Fixed(s) => UserAgentLayer::fixed(&s)?,
+            UaChoice::Random => {
+                let b = UserAgentLayer::builder().builtin().random();
+                if self.sticky_user_agent {
+                    b.sticky_per_host()
+                } else {
+                    b
+                }
+                .build()?
+            }
+            UaChoice::List(list) => {
+                let b = UserAgentLayer::builder().agents(list).random();
+                if self.sticky_user_agent {
+                    b.sticky_per_host()
+                } else {
+                    b
+                }
+                .build()?
+            }
+            UaChoice::File(path) => {
+                let b = UserAgentLayer::builder().agents_from_file(path).random();
+                if self.sticky_user_agent {
+                    b.sticky_per_host()
+                } else {
+                    b
+                }
+                .build()?
+            }
+        };
+        svc = boxed(ua.layer(svc));
+        let headers = std::mem::take(&mut self.default_headers).build()?;
+        if !headers.headers().is_empty() {
+            svc = boxed(headers.layer(svc));
+        }
+        svc = self.apply_user_layers(Position::PerAttempt, svc);
+
+        let retry = std::mem::replace(&mut self.retry, RetryLayer::builder()).build()?;
+        svc = boxed(retry.layer(svc));
+        svc = self.apply_user_layers(Position::Top, svc);
+
+        Ok(Client {
+            svc,
+            shared: Arc::new(ClientShared {
+                fan_out_limit: self.fan_out_limit.unwrap_or(4 * self.concurrency),
+                concurrency,
+                rate: rate_handle,
+                #[cfg(feature = "cookies")]
+                jar,
+            }),
+        })
+    }
+}
+
+fn boxed<S>(svc: S) -> BoxService
+where
+    S: Service<Request<Body>, Response = Response<ResponseBody>, Error = Error>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(svc)
+}
+
+/// A configured HTTP client: the preset stack as one cheap-to-clone service.
+///
+/// Clones share the limits, the cookie jar and the connection pools. It implements
+/// `Service<http::Request<Body>>` for use inside other tower stacks, and has helpers for
+/// the common paths. Built by [`stack()`].
+#[derive(Clone)]
+pub struct Client {
+    svc: BoxService,
+    shared: Arc<ClientShared>,
+}
+
+struct ClientShared {
+    fan_out_limit: usize,
+    concurrency: ConcurrencyLimitLayer,
+    rate: Option<RateLimitHandle>,
+    #[cfg(feature = "cookies")]
+    jar: Option<crate::cookies::CookieJar>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("fan_out_limit", &self.shared.fan_out_limit)
+            .field("in_flight", &self.shared.concurrency.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        stack()
+            .build()
+            .expect("the default stack configuration is valid")
+    }
+}
+
+impl Client {
+    /// A client with the default preset.
+    pub fn new() -> Client {
+        Client::default()
+    }
+
+    /// Sends a request; the response body streams (read it with
+    /// [`ResponseExt`](crate::ResponseExt)).
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<ResponseBody>, Error> {
+        self.clone().oneshot(req).await
+    }
+
+    /// Sends a request and buffers the response.
+    pub async fn fetch(&self, req: Request<Body>) -> Result<Fetched, Error> {
+        crate::fetch::fetch(self.clone(), req).await
+    }
+
+    /// GETs `url` and buffers the response.
+    pub async fn get(&self, url: impl AsRef<str>) -> Result<Fetched, Error> {
+        self.fetch(crate::get(url).build()?).await
+    }
+
+    /// Builds `req` and sends it, buffered: `client.request(fastreq::post(url).json(&v))`.
+    pub async fn request(&self, req: crate::RequestBuilder) -> Result<Fetched, Error> {
+        self.fetch(req.build()?).await
+    }
+
+    /// Fans requests out through this client, buffering each response into a [`Fetched`];
+    /// the limit is the client's fan-out limit. See [`fan_out`](crate::fan_out()).
+    pub fn fan_out<I>(
+        &self,
+        requests: I,
+    ) -> FanOut<Fetch<Client>, futures_util::stream::Iter<I::IntoIter>, Request<Body>>
+    where
+        I: IntoIterator,
+        I::Item: IntoRequest<Request<Body>, Error>,
+    {
+        fan_out(Fetch::new(self.clone()), requests).limit(self.shared.fan_out_limit)
+    }
+
+    /// Like [`fan_out`](Self::fan_out) for a stream of requests.
+    pub fn fan_out_stream<St>(&self, requests: St) -> FanOut<Fetch<Client>, St, Request<Body>>
+    where
+        St: futures_core::Stream,
+        St::Item: IntoRequest<Request<Body>, Error>,
+    {
+        fan_out_stream(Fetch::new(self.clone()), requests).limit(self.shared.fan_out_limit)
+    }
+
+    /// GETs every URL, buffered, in input order (duplicates kept).
+    pub async fn get_all<I>(&self, urls: I) -> Vec<Result<Fetched, Error>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        crate::fetch::get_all_with(self.clone(), urls, self.shared.fan_out_limit).await
+    }
+
+    /// The bound on requests inside the stack used by the fan-out helpers.
+    pub fn fan_out_limit(&self) -> usize {
+        self.shared.fan_out_limit
+    }
+
+    /// Requests in flight now (bodies included).
+    pub fn in_flight(&self) -> usize {
+        self.shared.concurrency.in_flight()
+    }
+
+    /// The handle to change the rate limits at run time, when a rate limit is set.
+    pub fn rate_limit_handle(&self) -> Option<&RateLimitHandle> {
+        self.shared.rate.as_ref()
+    }
+
+    /// The cookie jar, when cookies are on.
+    #[cfg(feature = "cookies")]
+    pub fn cookie_jar(&self) -> Option<&crate::cookies::CookieJar> {
+        self.shared.jar.as_ref()
+    }
+}
+
+impl Service<Request<Body>> for Client {
+    type Response = Response<ResponseBody>;
+    type Error = Error;
+    type Future = <BoxService as Service<Request<Body>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.svc.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        self.svc.call(req)
+    }
+}
