@@ -2,7 +2,7 @@
 //!
 //! For composing fastreq's layers by hand inside an existing tower or axum application, in
 //! the manner of tower-http's `ServiceBuilderExt`. Keep the order of the preset
-//! ([`stack`](crate::stack)): retry outermost, then per-attempt layers, redirects, cookies,
+//! ([`stack`](mod@crate::stack)): retry outermost, then per-attempt layers, redirects, cookies,
 //! rate limit, concurrency limit, timeout, decompression, backend.
 //!
 //! # Examples

@@ -13,7 +13,7 @@
 //!   without being on the wire, so set it larger than the concurrency limit of the stack
 //!   (4× is a good rule, and the default matches the default concurrency of 64);
 //! - every input yields exactly one [`Outcome`], whatever fails: an input that is itself an
-//!   error (for example a [`RequestBuilder`](crate::RequestBuilder) with a bad URL) yields
+//!   error (for example a [`RequestBuilder`] with a bad URL) yields
 //!   its error, and an error never ends the stream;
 //! - outcomes come in completion order, or in input order with [`ordered`](FanOut::ordered)
 //!   (a slow head pauses intake once `limit` requests are pending; nothing is lost);

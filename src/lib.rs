@@ -1,27 +1,37 @@
 //! fastreq issues many HTTP requests in parallel, politely and reliably.
 //!
-//! Requests are plain [`http::Request<Body>`](http::Request); the HTTP client is a
-//! [`tower::Service`] ([`Backend`], hyper 1 + rustls); [`fan_out`] drives thousands of
-//! requests through any service with bounded memory and exactly one [`Outcome`] per input.
+//! Every concern is a [`tower::Layer`]: rate limiting, concurrency limits, retries with
+//! backoff and jitter, proxy and user-agent rotation, cookies, safe redirects, decompression
+//! and timeouts, over an HTTP [`Backend`] (hyper 1 + rustls). [`stack()`] assembles them in
+//! the right order into a [`Client`]; [`fan_out()`] drives thousands of requests through any
+//! service with bounded memory and exactly one [`Outcome`] per input.
 //!
 //! ```
+//! use std::time::Duration;
 //! use futures_util::StreamExt;
-//! use fastreq::{Body, ResponseBody, ResponseExt};
+//! use fastreq::{Body, ResponseBody};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
-//! // In production the service is `fastreq::Backend::new()`; any tower service works,
-//! // here an in-memory one so the example runs without a network.
+//! // In production the backend is the default hyper one; any tower service works, here an
+//! // in-memory one so the example runs without a network.
 //! let backend = tower::service_fn(|req: http::Request<Body>| async move {
 //!     let body = format!("hello from {}", req.uri().path());
 //!     Ok::<_, fastreq::Error>(http::Response::new(ResponseBody::from(body)))
 //! });
+//! let client = fastreq::stack()
+//!     .concurrency(16)
+//!     .rate_limit(1_000.0)
+//!     .retries(2)
+//!     .timeout(Duration::from_secs(10))
+//!     .backend(backend)
+//!     .build()?;
 //!
 //! let urls = (0..100).map(|i| format!("http://api.test/item/{i}"));
-//! let mut outcomes = fastreq::fan_out(backend, urls.map(fastreq::get)).limit(16);
+//! let mut outcomes = client.fan_out(urls.map(fastreq::get));
 //! let mut ok = 0;
 //! while let Some(outcome) = outcomes.next().await {
-//!     let text = outcome.result?.text().await?;
-//!     assert!(text.starts_with("hello from /item/"));
+//!     let page = outcome.result?;
+//!     assert!(page.text().starts_with("hello from /item/"));
 //!     ok += 1;
 //! }
 //! assert_eq!(ok, 100);
@@ -30,14 +40,32 @@
 //!
 //! # Map
 //!
+//! The preset, outermost first (see [`stack`](mod@stack) for why this order):
+//!
+//! | layer | module | what it does |
+//! |---|---|---|
+//! | retry | [`retry`] | exponential backoff with jitter, `Retry-After`, budget, deadline |
+//! | default headers | [`default_headers`] | headers added when missing |
+//! | user agent | [`user_agent`] | `fastreq/<version>`, or rotation over browser strings |
+//! | proxy rotation | [`proxy`] | a proxy per attempt, strategies, health and cooldown |
+//! | redirects | [`redirect`] | safe redirects: credentials stripped across origins, http(s) only |
+//! | cookies | `cookies` (feature `cookies`) | a bounded shared jar with public-suffix rules |
+//! | rate limit | [`rate_limit`] | a shared token bucket, global and per host |
+//! | concurrency | [`concurrency`] | global and per-host limits, held until the body ends |
+//! | timeout | [`timeout`] | per hop to headers, body idle |
+//! | decompression | `decompression` (feature `decompression`) | gzip, br, zstd, deflate, capped |
+//! | backend | [`backend`] | hyper-util pooled client, HTTP/1.1 + HTTP/2, rustls, proxy connectors |
+//!
+//! And around them:
+//!
 //! | part | what it is |
 //! |---|---|
-//! | [`request`], [`get`], [`post`], [`RequestBuilder`] | build requests; per-request overrides in [`ext`] |
+//! | [`stack()`], [`StackBuilder`], [`Client`] | the preset; [`builder_ext`] adds the layers to any `ServiceBuilder` |
+//! | [`request()`], [`get`], [`post`], [`RequestBuilder`] | build requests; per-request overrides in [`ext`] |
 //! | [`Body`] | request body: empty, full (replayable) or streaming (sent once) |
-//! | [`Backend`] | the HTTP client service: HTTP/1.1 + HTTP/2, TLS, pooling, resolver overrides |
 //! | [`ResponseBody`], [`ResponseExt`], [`Fetched`] | read responses with a size cap; buffered responses |
-//! | [`fan_out`], [`FanOut`], [`Outcome`], [`Progress`] | many requests through one service |
-//! | [`get_all`], [`get_all_with`], [`fetch`], [`Fetch`], [`blocking`] | the simple buffered path |
+//! | [`fan_out()`], [`FanOut`], [`Outcome`], [`Progress`] | many requests through one service |
+//! | [`get_all`], [`get_all_with`], [`fetch()`], [`Fetch`], [`blocking`] | the simple buffered path |
 //! | [`Error`], [`ErrorKind`], [`Redactor`] | one error type; secrets redacted from URLs |
 //!
 //! # Features
@@ -46,8 +74,11 @@
 //! |---|---|---|
 //! | `http2` | yes | HTTP/2 by ALPN, h2c prior knowledge |
 //! | `webpki-roots` | yes | bundled Mozilla root certificates |
+//! | `cookies` | yes | the cookie jar layer |
+//! | `decompression` | yes | response decompression with a decoded-size cap |
 //! | `native-roots` | no | the operating system's certificate store |
 //! | `json` | no | `RequestBuilder::json`, `ResponseExt::json`, `Fetched::json` |
+//! | `cli` | no | the `fastreq` command-line tool |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -4,7 +4,7 @@
 //! with the [`ResponseExt`] helpers, which all stop at a size cap: the response's
 //! [`BodyLimit`] extension (set by the backend, default [`DEFAULT_BODY_LIMIT`], 64 MiB), or
 //! the limit given explicitly. A larger body is an
-//! [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge) error.
+//! [`ErrorKind::BodyTooLarge`] error.
 //!
 //! Buffered bodies and [`Fetched`] headers are copied to exact-size buffers: hyper hands out
 //! slices of its connection read buffer, and keeping those for many small responses pins
