@@ -82,8 +82,9 @@ pub struct Outcome<T, E> {
 
 /// An input of a [`FanOut`]: a request, or an error that becomes that input's outcome.
 ///
-/// Implemented for `http::Request<B>`, `Result<http::Request<B>, E>` and
-/// [`RequestBuilder`] (built on intake; a bad URL becomes an `InvalidRequest` outcome).
+/// Implemented for `http::Request<B>`, `Result<http::Request<B>, E>`,
+/// [`RequestBuilder`] (built on intake; a bad URL becomes an `InvalidRequest` outcome), and
+/// URLs as `String` or `&str` (`GET` requests).
 pub trait IntoRequest<R, E> {
     /// The request to send, or the outcome's error.
     fn into_request(self) -> Result<R, E>;
@@ -98,6 +99,20 @@ impl<B, E> IntoRequest<Request<B>, E> for Request<B> {
 impl<B, E, E2: Into<E>> IntoRequest<Request<B>, E> for Result<Request<B>, E2> {
     fn into_request(self) -> Result<Request<B>, E> {
         self.map_err(Into::into)
+    }
+}
+
+/// A URL: a `GET` request, built on intake (a bad URL becomes an `InvalidRequest` outcome).
+impl<E: From<Error>> IntoRequest<Request<crate::Body>, E> for String {
+    fn into_request(self) -> Result<Request<crate::Body>, E> {
+        crate::get(self).build().map_err(E::from)
+    }
+}
+
+/// A URL: a `GET` request, built on intake (a bad URL becomes an `InvalidRequest` outcome).
+impl<E: From<Error>> IntoRequest<Request<crate::Body>, E> for &str {
+    fn into_request(self) -> Result<Request<crate::Body>, E> {
+        crate::get(self).build().map_err(E::from)
     }
 }
 

@@ -352,6 +352,7 @@ pub struct Fetched {
     final_url: Uri,
     elapsed: Duration,
     attempts: u32,
+    proxy: Option<crate::proxy::Proxy>,
 }
 
 impl Fetched {
@@ -379,6 +380,10 @@ impl Fetched {
             .get::<BodyLimit>()
             .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
         let attempts = parts.extensions.get::<Attempts>().map_or(1, |a| a.0);
+        let proxy = parts
+            .extensions
+            .get::<crate::proxy::SelectedProxy>()
+            .map(|p| p.0.clone());
         let body = collect_limited(body, limit)
             .await
             .map_err(|e| with_url(e, Some(&final_url)))?;
@@ -390,6 +395,7 @@ impl Fetched {
             final_url,
             elapsed: started.elapsed(),
             attempts,
+            proxy,
         })
     }
 
@@ -439,6 +445,11 @@ impl Fetched {
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
+    /// The proxy the response came through, when a proxy layer chose one
+    /// ([`SelectedProxy`](crate::proxy::SelectedProxy)). Its password is never displayed.
+    pub fn proxy(&self) -> Option<&crate::proxy::Proxy> {
+        self.proxy.as_ref()
+    }
 }
 
 impl fmt::Debug for Fetched {
@@ -450,6 +461,7 @@ impl fmt::Debug for Fetched {
             .field("body_len", &self.body.len())
             .field("elapsed", &self.elapsed)
             .field("attempts", &self.attempts)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }

@@ -950,10 +950,7 @@ async fn proxy_failures_are_proxy_errors_naming_the_redacted_proxy() {
     let dead = format!("http://u:{SECRET}@{}", support::closed_port());
     let err = send(&backend, via(&dead, https_req())).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Proxy);
-    assert!(
-        err.to_string().contains("could not connect to the proxy"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("could not connect"), "{err}");
     assert!(
         err.to_string()
             .contains(&format!("http://***@{}", dead.rsplit('@').next().unwrap())),

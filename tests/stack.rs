@@ -210,6 +210,26 @@ async fn backend_swap_to_an_axum_router() {
         .await;
     assert_eq!(outcomes.len(), 20);
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    // Plain URL strings are GET requests; a bad one is an outcome, not a panic.
+    let outcomes: Vec<_> = client
+        .fan_out(["http://in-process.test/hello", "not a url"])
+        .ordered()
+        .collect()
+        .await;
+    assert_eq!(
+        outcomes[0].result.as_ref().unwrap().text(),
+        "hello from axum"
+    );
+    assert!(outcomes[1]
+        .result
+        .as_ref()
+        .unwrap_err()
+        .is_invalid_request());
+    let outcomes: Vec<_> = client
+        .fan_out(vec!["http://in-process.test/hello".to_owned(); 20])
+        .collect()
+        .await;
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
 }
 
 #[tokio::test]
@@ -223,7 +243,15 @@ async fn proxies_in_the_preset() {
     for _ in 0..3 {
         let page = client.get(server.url("/via-proxy")).await.unwrap();
         assert_eq!(page.status(), 200);
+        assert_eq!(page.proxy().unwrap().port(), proxy.addr().port());
     }
+    assert_eq!(proxy.forwarded(), 3);
+    // A per-request opt-out goes direct.
+    let direct = client
+        .request(fastreq::get(server.url("/direct")).no_proxy())
+        .await
+        .unwrap();
+    assert!(direct.proxy().is_none());
     assert_eq!(proxy.forwarded(), 3);
 }
 

@@ -515,10 +515,7 @@ fn connect_failure(proxy: &Proxy, trace: &Trace, err: BoxError) -> BoxError {
             format!("connecting to the proxy timed out: {why}"),
         )
     } else {
-        (
-            ErrorKind::Proxy,
-            format!("could not connect to the proxy: {why}"),
-        )
+        (ErrorKind::Proxy, format!("could not connect: {why}"))
     };
     ProxyError::new(proxy, kind, message)
         .with_source(err)
@@ -548,10 +545,7 @@ fn tunnel_failure(
                 format!("connecting to the proxy timed out: {why}"),
             )
         } else {
-            (
-                ErrorKind::Proxy,
-                format!("could not connect to the proxy: {why}"),
-            )
+            (ErrorKind::Proxy, format!("could not connect: {why}"))
         };
         return ProxyError::new(proxy, kind, message).with_source(err);
     }
@@ -592,10 +586,7 @@ fn socks_failure(
                 format!("connecting to the proxy timed out: {why}"),
             )
         } else {
-            (
-                ErrorKind::Proxy,
-                format!("could not connect to the proxy: {why}"),
-            )
+            (ErrorKind::Proxy, format!("could not connect: {why}"))
         };
         return ProxyError::new(proxy, kind, message).with_source(err);
     }
