@@ -1,2 +1,39 @@
-//! The `fastreq` command line (in progress).
-fn main() {}
+//! `fastreq`: the command-line tool (feature `cli`). See `fastreq fetch --help` and
+//! design §9 for the contract: flags, JSON lines and exit codes.
+#![forbid(unsafe_code)]
+
+mod args;
+mod client;
+mod input;
+mod logging;
+mod output;
+mod progress;
+mod run;
+mod service;
+mod summary;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+
+fn main() {
+    // Usage errors: clap prints them and exits with status 2; --help and --version exit 0.
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fastreq: error: cannot start the async runtime: {e}");
+            std::process::exit(run::EXIT_FAILED);
+        }
+    };
+    let code = match cli.command {
+        Command::Fetch(args) => runtime.block_on(run::fetch(*args, cli.verbose)),
+    };
+    // A blocking read of stdin (tokio reads it on a blocking thread) must not delay the exit.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}

@@ -1,0 +1,346 @@
+//! Command-line arguments (clap derive). The flags follow design §9 exactly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status: 0 every request got an HTTP response (any status); 1 some failed (including input
+lines that are not valid requests); 2 usage error, bad flag value or unreadable input (before any
+request); 130 interrupted (Ctrl-C).
+
+Run `fastreq fetch --help` for the input and output formats.";
+
+const FETCH_AFTER_HELP: &str = "\
+Input: one request per line, a URL or a JSON object
+  {\"method\":\"POST\",\"url\":\"https://…\",\"headers\":{\"K\":\"V\"},\"body\":\"…\"}
+Blank lines and lines starting with '#' are skipped. -X, -H and -d are defaults for every line
+(a JSON line's own method, headers and body win); -d without -X means POST. Any other line that
+is not a valid request gives an `invalid_request` outcome and the run goes on.
+
+Output: one JSON object per request line, in completion order (input order with --ordered):
+  {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"attempts\":1,
+   \"bytes\":200,\"proxy\":null,\"error\":null}
+on failure \"status\":null and \"error\":{\"kind\":\"timeout\",\"message\":\"…\"}. URLs are redacted.
+
+Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
+with -v), and shows nothing while the JSON lines scroll on the terminal. A summary (counts by
+status and error kind, req/s, p50/p90/p99 latency of the responses) ends the run; -q silences
+progress and summary (not errors or warnings).
+Logs: -v info, -vv debug, -vvv trace; with -v, RUST_LOG (when set) picks the filter instead.
+
+Exit status: 0 every request got an HTTP response (any status); 1 some failed; 2 usage error,
+bad flag value or unreadable input (before any request); 130 interrupted (Ctrl-C: input stops,
+requests in flight are cancelled, what was written is flushed and the summary printed).";
+
+/// `fastreq`: many HTTP requests in parallel, politely and reliably.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fastreq",
+    version,
+    about = "Many HTTP requests in parallel, politely and reliably",
+    after_help = AFTER_HELP,
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Logs on stderr: -v info, -vv debug, -vvv trace [default: off]
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true, help_heading = "Progress and logs")]
+    pub verbose: u8,
+
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, value_name = "FORMAT", help_heading = "Progress and logs")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch every request of INPUT (a file, `-` or absent for stdin); JSON lines out
+    #[command(after_help = FETCH_AFTER_HELP)]
+    Fetch(Box<FetchArgs>),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Progress display on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// A bar on a terminal, plain lines otherwise (none while JSON lines go to the terminal).
+    Auto,
+    /// An indicatif bar (plain lines when stderr is not a terminal).
+    Bar,
+    /// A plain line every 2 seconds.
+    Plain,
+    /// Nothing.
+    None,
+}
+
+/// How requests pick a proxy of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyStrategyArg {
+    /// Each request takes the next proxy.
+    RoundRobin,
+    /// Each request takes a proxy at random.
+    Random,
+    /// One proxy per host.
+    Sticky,
+}
+
+/// `fastreq fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// File of requests, one per line; `-` or absent: stdin
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+
+    // ---- Output
+    /// Write the JSON lines to FILE instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+
+    /// Add "body" (text, lossy UTF-8) to each line
+    #[arg(long, help_heading = "Output")]
+    pub include_body: bool,
+
+    /// Write each response body to DIR/<index>.body (adds "body_file" to each line)
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub save_bodies: Option<PathBuf>,
+
+    /// Outcomes in input order (default: completion order)
+    #[arg(long, help_heading = "Output")]
+    pub ordered: bool,
+
+    // ---- Limits
+    /// Maximum requests in flight
+    #[arg(short = 'c', long, value_name = "N", default_value = "64", value_parser = positive_usize, help_heading = "Limits")]
+    pub concurrency: usize,
+
+    /// Maximum requests in flight to one host [default: off]
+    #[arg(long, value_name = "N", value_parser = positive_usize, help_heading = "Limits")]
+    pub per_host_concurrency: Option<usize>,
+
+    /// Requests per second, all hosts together, fractions allowed [default: off]
+    #[arg(long, value_name = "R", value_parser = positive_f64, help_heading = "Limits")]
+    pub rate: Option<f64>,
+
+    /// Burst of the rate limits
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u32, help_heading = "Limits")]
+    pub burst: u32,
+
+    /// Requests per second to each host [default: off]
+    #[arg(long, value_name = "R", value_parser = positive_f64, help_heading = "Limits")]
+    pub per_host_rate: Option<f64>,
+
+    /// Retries per request (0: none)
+    #[arg(long, value_name = "N", default_value = "3", help_heading = "Limits")]
+    pub retries: u32,
+
+    /// Also retry non-idempotent methods (POST, PATCH)
+    #[arg(long, help_heading = "Limits")]
+    pub retry_post: bool,
+
+    /// Timeout per attempt in seconds, fractions allowed (headers, and each pause in the body)
+    #[arg(long, value_name = "S", default_value = "30", value_parser = seconds, help_heading = "Limits")]
+    pub timeout: Duration,
+
+    /// TCP connect timeout in seconds, fractions allowed
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds, help_heading = "Limits")]
+    pub connect_timeout: Duration,
+
+    // ---- Requests
+    /// Method for lines that do not give one [default: GET, or POST with -d]
+    #[arg(short = 'X', long, value_name = "M", help_heading = "Requests")]
+    pub method: Option<String>,
+
+    /// Header for every request, 'Name: value' (repeatable)
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "'K: V'",
+        help_heading = "Requests"
+    )]
+    pub headers: Vec<String>,
+
+    /// Body for lines that do not give one; @FILE reads it from FILE
+    #[arg(short = 'd', long, value_name = "STR|@FILE", help_heading = "Requests")]
+    pub data: Option<String>,
+
+    // ---- Proxies
+    /// Proxy URL, http://, https:// or socks5:// (repeatable)
+    #[arg(long = "proxy", value_name = "URL", help_heading = "Proxies")]
+    pub proxies: Vec<String>,
+
+    /// File of proxy URLs, one per line
+    #[arg(long = "proxies", value_name = "FILE", help_heading = "Proxies")]
+    pub proxies_file: Option<PathBuf>,
+
+    /// How requests pick a proxy [default: round-robin]
+    #[arg(long, value_enum, value_name = "STRATEGY", help_heading = "Proxies")]
+    pub proxy_strategy: Option<ProxyStrategyArg>,
+
+    // ---- Identity
+    /// User-Agent for every request [default: fastreq/<version>]
+    #[arg(long, value_name = "S", help_heading = "Identity", conflicts_with_all = ["user_agents", "random_user_agent"])]
+    pub user_agent: Option<String>,
+
+    /// Rotate at random over the user agents of FILE (one per line)
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Identity",
+        conflicts_with = "random_user_agent"
+    )]
+    pub user_agents: Option<PathBuf>,
+
+    /// Rotate over the built-in list of browser user agents
+    #[arg(long, help_heading = "Identity")]
+    pub random_user_agent: bool,
+
+    // ---- Behaviour
+    /// Follow at most N redirects (0: none)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "10",
+        help_heading = "Behaviour"
+    )]
+    pub max_redirects: u32,
+
+    /// Do not follow redirects (3xx responses are reported as they are)
+    #[arg(long, help_heading = "Behaviour")]
+    pub no_redirects: bool,
+
+    /// No cookie jar (by default cookies set by responses are sent back)
+    #[arg(long, help_heading = "Behaviour")]
+    pub no_cookies: bool,
+
+    /// HTTP/1.1 only (default: HTTP/2 when the server offers it over TLS)
+    #[arg(long, help_heading = "Behaviour")]
+    pub http1_only: bool,
+
+    /// DANGEROUS: do not verify TLS certificates or host names
+    #[arg(long, help_heading = "Behaviour")]
+    pub insecure_skip_tls_verify: bool,
+
+    // ---- Progress
+    /// Progress on stderr
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ProgressArg::Auto, help_heading = "Progress and logs")]
+    pub progress: ProgressArg,
+
+    /// No progress and no summary
+    #[arg(short = 'q', long, help_heading = "Progress and logs")]
+    pub quiet: bool,
+}
+
+fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (got 0)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+fn positive_u32(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1 (got 0)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number up to {}", u32::MAX)),
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(_) => Err(format!("must be a number above 0 (got {s})")),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs = positive_f64(s)?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s} seconds is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = Cli::try_parse_from(["fastreq", "fetch"]).unwrap();
+        let Command::Fetch(a) = cli.command;
+        assert_eq!(a.concurrency, 64);
+        assert_eq!(a.burst, 1);
+        assert_eq!(a.retries, 3);
+        assert_eq!(a.max_redirects, 10);
+        assert_eq!(a.timeout, Duration::from_secs(30));
+        assert_eq!(a.connect_timeout, Duration::from_secs(10));
+        assert_eq!(a.progress, ProgressArg::Auto);
+        assert!(a.rate.is_none() && a.per_host_rate.is_none() && a.input.is_none());
+        assert_eq!(cli.verbose, 0);
+        assert_eq!(cli.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn values_are_checked() {
+        for bad in [
+            &["fastreq", "fetch", "-c", "0"][..],
+            &["fastreq", "fetch", "--rate", "0"],
+            &["fastreq", "fetch", "--rate", "NaN"],
+            &["fastreq", "fetch", "--rate", "inf"],
+            &["fastreq", "fetch", "--timeout", "-1"],
+            &["fastreq", "fetch", "--burst", "0"],
+            &["fastreq", "fetch", "--progress", "fancy"],
+            &["fastreq", "fetch", "--proxy-strategy", "lucky"],
+            &[
+                "fastreq",
+                "fetch",
+                "--user-agent",
+                "a",
+                "--random-user-agent",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "fastreq",
+            "fetch",
+            "-vv",
+            "--timeout",
+            "0.25",
+            "--rate",
+            "2.5",
+            "-H",
+            "A: 1",
+            "-H",
+            "B: 2",
+            "--proxy-strategy",
+            "round-robin",
+        ])
+        .unwrap();
+        let Command::Fetch(a) = cli.command;
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(a.timeout, Duration::from_millis(250));
+        assert_eq!(a.rate, Some(2.5));
+        assert_eq!(a.headers, ["A: 1", "B: 2"]);
+        assert_eq!(a.proxy_strategy, Some(ProxyStrategyArg::RoundRobin));
+    }
+}

@@ -1,0 +1,425 @@
+//! Reading the input lazily: a bounded line reader, and one request (or one
+//! `invalid_request` failure) per line that is not blank or a comment.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fastreq::{Body, Error, ErrorKind};
+use futures_util::Stream;
+use http::{Method, Request};
+use serde::Deserialize;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use crate::service::Failed;
+
+/// Longest accepted input line; a longer one is an `invalid_request` outcome (its rest is
+/// skipped without being buffered).
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// One raw input line (without its line ending), capped at the reader's maximum.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Line {
+    /// 1-based line number in the input.
+    pub number: u64,
+    /// The bytes of the line, at most the maximum length.
+    pub bytes: Vec<u8>,
+    /// The line was longer than the maximum; `bytes` holds its beginning only.
+    pub too_long: bool,
+}
+
+impl Line {
+    /// Blank and `#` lines give no outcome.
+    pub fn is_skipped(&self) -> bool {
+        let t = self.bytes.trim_ascii_start();
+        t.first() == Some(&b'#') || (!self.too_long && t.is_empty())
+    }
+}
+
+/// Splits an async reader into [`Line`]s of bounded length.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    max: usize,
+    number: u64,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    /// Lines of at most `max` bytes kept.
+    pub fn new(inner: R, max: usize) -> Self {
+        LineReader {
+            inner,
+            max,
+            number: 0,
+        }
+    }
+
+    /// The next line, `None` at the end of the input. A UTF-8 byte order mark at the
+    /// start of the input is dropped.
+    pub async fn next_line(&mut self) -> io::Result<Option<Line>> {
+        let mut bytes = Vec::new();
+        let mut too_long = false;
+        let mut seen_any = false;
+        loop {
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                if !seen_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            seen_any = true;
+            let (chunk, used, end) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], i + 1, true),
+                None => (available, available.len(), false),
+            };
+            let room = self.max.saturating_sub(bytes.len());
+            if chunk.len() > room {
+                too_long = true;
+            }
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.inner.consume(used);
+            if end {
+                break;
+            }
+        }
+        if !too_long && bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        if self.number == 0 && bytes.starts_with(UTF8_BOM) {
+            bytes.drain(..UTF8_BOM.len());
+        }
+        self.number += 1;
+        Ok(Some(Line {
+            number: self.number,
+            bytes,
+            too_long,
+        }))
+    }
+}
+
+/// Counts the lines of `reader` that give an outcome (for the progress total).
+pub async fn count_requests<R: AsyncBufRead + Unpin>(reader: R) -> io::Result<u64> {
+    let mut lines = LineReader::new(reader, 4096);
+    let mut n = 0;
+    while let Some(line) = lines.next_line().await? {
+        // A line cut at 4096 bytes is still one line; only its start matters here (a
+        // blank line longer than that is counted although it is skipped: the total is an
+        // estimate for the progress bar).
+        if !line.is_skipped() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Request defaults from `-X` and `-d` (headers from `-H` go to the stack's default headers).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// `-X`.
+    pub method: Option<Method>,
+    /// `-d`.
+    pub body: Option<Bytes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonLine {
+    method: Option<String>,
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+}
+
+/// Parses a method name (upper-cased, so `post` is `POST`).
+pub fn parse_method(s: &str) -> Result<Method, String> {
+    let upper = s.trim().to_ascii_uppercase();
+    if upper.is_empty() {
+        return Err("empty method".into());
+    }
+    Method::from_bytes(upper.as_bytes()).map_err(|_| format!("invalid method `{}`", s.trim()))
+}
+
+fn invalid(line: u64, message: impl std::fmt::Display, url: Option<&str>) -> Failed {
+    Failed::unsent(
+        Error::new(ErrorKind::InvalidRequest).with_message(format!("line {line}: {message}")),
+        url.map(fastreq::redact_url),
+    )
+}
+
+/// The message of a request-building error without the kind's own prefix.
+fn bare_message(e: &Error) -> String {
+    match e.message() {
+        Some(m) => m.to_owned(),
+        None => match std::error::Error::source(e) {
+            Some(s) => s.to_string(),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// The request for a line that is not skipped, or its `invalid_request` failure.
+pub fn parse_line(line: &Line, defaults: &Defaults) -> Result<Request<Body>, Failed> {
+    if line.too_long {
+        return Err(invalid(
+            line.number,
+            format!("line longer than {MAX_LINE} bytes"),
+            None,
+        ));
+    }
+    let text = match std::str::from_utf8(&line.bytes) {
+        Ok(t) => t.trim(),
+        Err(_) => return Err(invalid(line.number, "line is not valid UTF-8", None)),
+    };
+    let (method, url, headers, body) = if text.starts_with('{') {
+        let json: JsonLine = serde_json::from_str(text)
+            .map_err(|e| invalid(line.number, format!("invalid JSON request: {e}"), None))?;
+        let method = match &json.method {
+            Some(m) => Some(parse_method(m).map_err(|e| invalid(line.number, e, Some(&json.url)))?),
+            None => None,
+        };
+        (method, json.url, json.headers, json.body.map(Bytes::from))
+    } else {
+        (None, text.to_owned(), BTreeMap::new(), None)
+    };
+    let body = body.or_else(|| defaults.body.clone());
+    let method = method
+        .or_else(|| defaults.method.clone())
+        .unwrap_or(if body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        });
+    let mut builder = fastreq::request(method, &url);
+    for (name, value) in &headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if let Some(body) = body {
+        builder = builder.body(body);
+    }
+    builder
+        .build()
+        .map_err(|e| invalid(line.number, bare_message(&e), Some(&url)))
+}
+
+/// Where the input stream leaves a read error that ended it early.
+pub type ReadError = Arc<Mutex<Option<io::Error>>>;
+
+/// The lazy stream of requests of an input: one item per line that is not skipped.
+///
+/// A read error ends the stream and is left in `error`.
+pub fn requests<R>(
+    reader: R,
+    defaults: Arc<Defaults>,
+    error: ReadError,
+) -> impl Stream<Item = Result<Request<Body>, Failed>>
+where
+    R: AsyncBufRead + Unpin,
+{
+    let lines = LineReader::new(reader, MAX_LINE);
+    futures_util::stream::unfold(lines, move |mut lines| {
+        let defaults = defaults.clone();
+        let error = error.clone();
+        async move {
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) if line.is_skipped() => continue,
+                    Ok(Some(line)) => return Some((parse_line(&line, &defaults), lines)),
+                    Ok(None) => return None,
+                    Err(e) => {
+                        *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return None;
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    async fn lines(input: &[u8], max: usize) -> Vec<Line> {
+        let mut r = LineReader::new(input, max);
+        let mut out = Vec::new();
+        while let Some(l) = r.next_line().await.unwrap() {
+            out.push(l);
+        }
+        out
+    }
+
+    fn line(n: u64, s: &str) -> Line {
+        Line {
+            number: n,
+            bytes: s.as_bytes().to_vec(),
+            too_long: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn reader_splits_lines_and_caps_length() {
+        let got = lines(b"a\r\nbb\n\nccc", 100).await;
+        assert_eq!(
+            got,
+            [line(1, "a"), line(2, "bb"), line(3, ""), line(4, "ccc")]
+        );
+        assert!(lines(b"", 100).await.is_empty());
+        assert_eq!(lines(b"\n", 100).await, [line(1, "")]);
+        assert_eq!(
+            lines(b"\xef\xbb\xbf# c\n\xef\xbb\xbfx", 100).await,
+            [
+                line(1, "# c"),
+                Line {
+                    number: 2,
+                    bytes: b"\xef\xbb\xbfx".to_vec(),
+                    too_long: false
+                }
+            ]
+        );
+
+        let got = lines(b"0123456789\nok\n", 4).await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].bytes, b"0123");
+        assert!(got[0].too_long);
+        assert_eq!(got[1], line(2, "ok"));
+    }
+
+    #[tokio::test]
+    async fn reader_caps_across_buffer_refills() {
+        // A reader with a tiny buffer: the line arrives in many pieces.
+        let data = [b'x'; 100];
+        let mut input = data.to_vec();
+        input.extend_from_slice(b"\nend\n");
+        let buffered = tokio::io::BufReader::with_capacity(7, &input[..]);
+        let mut r = LineReader::new(buffered, 30);
+        let first = r.next_line().await.unwrap().unwrap();
+        assert!(first.too_long);
+        assert_eq!(first.bytes.len(), 30);
+        assert_eq!(r.next_line().await.unwrap().unwrap(), line(2, "end"));
+        assert!(r.next_line().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn counting_matches_the_stream() {
+        let input = b"# c\n\nhttp://a.test/\n  \t\nnot a url\n  # indented comment\n{\"url\":1}\n";
+        assert_eq!(count_requests(&input[..]).await.unwrap(), 3);
+        let err = ReadError::default();
+        let items: Vec<_> = requests(&input[..], Arc::default(), err.clone())
+            .collect()
+            .await;
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok());
+        assert!(items[1].is_err() && items[2].is_err());
+        assert!(err.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn url_lines_take_the_defaults() {
+        let d = Defaults::default();
+        let req = parse_line(&line(1, "  http://a.test/x?q=1  "), &d).unwrap();
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri(), "http://a.test/x?q=1");
+
+        let d = Defaults {
+            method: None,
+            body: Some(Bytes::from_static(b"hi")),
+        };
+        let req = parse_line(&line(1, "http://a.test/"), &d).unwrap();
+        assert_eq!(req.method(), Method::POST, "-d without -X means POST");
+
+        let d = Defaults {
+            method: Some(Method::PUT),
+            body: None,
+        };
+        let req = parse_line(&line(1, "http://a.test/"), &d).unwrap();
+        assert_eq!(req.method(), Method::PUT);
+    }
+
+    #[test]
+    fn json_lines_override_the_defaults() {
+        let d = Defaults {
+            method: Some(Method::PUT),
+            body: Some(Bytes::from_static(b"default")),
+        };
+        let req = parse_line(
+            &line(
+                1,
+                r#"{"method":"patch","url":"http://a.test/j","headers":{"X-A":"1"},"body":"own"}"#,
+            ),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(req.method(), Method::PATCH);
+        assert_eq!(req.headers()["x-a"], "1");
+        let req = parse_line(&line(1, r#"{"url":"http://a.test/j"}"#), &d).unwrap();
+        assert_eq!(req.method(), Method::PUT);
+    }
+
+    #[test]
+    fn bad_lines_are_invalid_requests() {
+        let d = Defaults::default();
+        for (text, needle) in [
+            ("not a url", "invalid URL"),
+            ("ftp://a.test/", "scheme"),
+            ("{\"url\":5}", "invalid JSON"),
+            (
+                "{\"url\":\"http://a.test/\",\"header\":{}}",
+                "unknown field `header`",
+            ),
+            (
+                "{\"method\":\"GE T\",\"url\":\"http://a.test/\"}",
+                "invalid method",
+            ),
+            (
+                "{\"url\":\"http://a.test/\",\"headers\":{\"bad name\":\"v\"}}",
+                "header",
+            ),
+            ("{\"url\":", "invalid JSON"),
+        ] {
+            let f = parse_line(&line(7, text), &d).unwrap_err();
+            assert_eq!(f.error.kind(), ErrorKind::InvalidRequest, "{text}");
+            let msg = f.error.to_string();
+            assert!(
+                msg.contains("line 7: ") && msg.contains(needle),
+                "{text}: {msg}"
+            );
+        }
+        let f = parse_line(
+            &Line {
+                number: 2,
+                bytes: vec![0xff, b'a'],
+                too_long: false,
+            },
+            &d,
+        )
+        .unwrap_err();
+        assert!(f.error.to_string().contains("UTF-8"));
+        // The URL of a bad line is reported, redacted.
+        let f = parse_line(&line(1, "http://u:pw@a.test:99999/?token=t"), &d).unwrap_err();
+        assert_eq!(
+            f.url.as_deref(),
+            Some("http://a.test:99999/?token=REDACTED")
+        );
+    }
+
+    #[test]
+    fn skipped_lines() {
+        assert!(line(1, "").is_skipped());
+        assert!(line(1, " \t").is_skipped());
+        assert!(line(1, "# x").is_skipped());
+        assert!(line(1, "   #x").is_skipped());
+        assert!(!line(1, "http://a.test/#frag").is_skipped());
+        let long_blank = Line {
+            number: 1,
+            bytes: b"   ".to_vec(),
+            too_long: true,
+        };
+        assert!(!long_blank.is_skipped());
+    }
+}

@@ -1,0 +1,848 @@
+//! The `fastreq` command line, run as a child process against the local test server:
+//! JSON lines, exit codes, flags and messages of design §9.
+#![cfg(feature = "cli")]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{closed_url, route, Reply, TestRequest, TestServer};
+
+/// Every run of the binary is killed after this long.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+const BIN: &str = env!("CARGO_BIN_EXE_fastreq");
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// The JSON lines of stdout, parsed.
+    fn lines(&self) -> Vec<Value> {
+        parse_lines(&self.stdout)
+    }
+
+    /// The JSON lines, sorted by index.
+    fn by_index(&self) -> Vec<Value> {
+        let mut lines = self.lines();
+        lines.sort_by_key(|l| l["index"].as_u64().expect("index"));
+        lines
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn spawn(args: &[&str], stdin: bool) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fastreq")
+}
+
+/// Waits for `child` (killing it after [`RUN_LIMIT`]) and collects its output.
+fn finish(mut child: Child, started: Instant) -> Run {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "fastreq did not finish within {RUN_LIMIT:?}; stderr:\n{}",
+                err.join().unwrap().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap().expect("stdout is UTF-8"),
+        stderr: err.join().unwrap().expect("stderr is UTF-8"),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Runs `fastreq ARGS` with `stdin` as its input.
+fn fastreq(args: &[&str], stdin: Option<&str>) -> Run {
+    let started = Instant::now();
+    let mut child = spawn(args, stdin.is_some());
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_owned();
+        // A thread, so a child that stops reading cannot block the test.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
+    finish(child, started)
+}
+
+/// A fresh directory under the target's temporary directory.
+fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The test server: `/flaky` answers 503 once then 200, `/login` sets a cookie and
+/// redirects to `/check?echo=1`, `/loop` redirects to itself; anything else is
+/// `support::route`.
+fn test_server() -> TestServer {
+    let flaky = Arc::new(AtomicU32::new(0));
+    TestServer::start(move |req: TestRequest| match req.path() {
+        "/flaky" => {
+            if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::status(503).body("try again")
+            } else {
+                Reply::text("finally")
+            }
+        }
+        "/loop" => Reply::status(302).header("location", "/loop"),
+        "/login" => Reply::status(302)
+            .header("set-cookie", "sid=abc123; Path=/")
+            .header("location", "/check?echo=1"),
+        _ => route(&req),
+    })
+}
+
+const LINE_KEYS: [&str; 9] = [
+    "attempts",
+    "bytes",
+    "elapsed_ms",
+    "error",
+    "final_url",
+    "index",
+    "proxy",
+    "status",
+    "url",
+];
+
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+fn assert_response(line: &Value, url: &str, status: u64) {
+    assert_eq!(keys(line), BTreeSet::from(LINE_KEYS), "{line}");
+    assert_eq!(line["url"], url, "{line}");
+    assert_eq!(line["status"], status, "{line}");
+    assert!(line["error"].is_null(), "{line}");
+    assert!(line["proxy"].is_null(), "{line}");
+    assert!(line["elapsed_ms"].as_f64().unwrap() >= 0.0, "{line}");
+    assert!(line["bytes"].is_u64(), "{line}");
+    assert!(line["attempts"].as_u64().unwrap() >= 1, "{line}");
+    assert!(line["final_url"].is_string(), "{line}");
+}
+
+fn assert_failure(line: &Value, kind: &str) {
+    assert_eq!(keys(line), BTreeSet::from(LINE_KEYS), "{line}");
+    assert!(line["status"].is_null(), "{line}");
+    assert!(line["bytes"].is_null(), "{line}");
+    assert!(line["final_url"].is_null(), "{line}");
+    assert_eq!(line["error"]["kind"], kind, "{line}");
+    assert!(
+        !line["error"]["message"].as_str().unwrap().is_empty(),
+        "{line}"
+    );
+}
+
+#[test]
+fn mixed_file_gives_one_line_per_request_and_exit_1() {
+    let server = test_server();
+    let dir = temp_dir("mixed");
+    let good = server.url("/good");
+    let missing = server.url("/missing?status=404");
+    let flaky = server.url("/flaky");
+    let reset = server.url("/reset?fail=reset");
+    let closed = closed_url("/nothing");
+    let input = format!(
+        "# a comment\n{good}\n\n{missing}\r\n{flaky}\n   # indented comment\n{reset}\n\
+         not a url\n{{\"url\": 5}}\n  \t\n{closed}\nhttp://user:pw@127.0.0.1:1/x?token=secret\n"
+    );
+    let file = write_file(&dir, "urls.txt", &input);
+    let run = fastreq(&["fetch", &file, "--progress", "none"], None);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = run.by_index();
+    assert_eq!(lines.len(), 8, "{run:?}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], i, "{run:?}");
+    }
+    // Every line is one JSON object on its own line, `index` first.
+    assert!(run.stdout.lines().all(|l| l.starts_with("{\"index\":")));
+
+    assert_response(&lines[0], &good, 200);
+    assert_eq!(lines[0]["bytes"], 200);
+    assert_eq!(lines[0]["attempts"], 1);
+    assert_eq!(lines[0]["final_url"], good);
+
+    assert_response(&lines[1], &missing, 404);
+
+    assert_response(&lines[2], &flaky, 200);
+    assert_eq!(lines[2]["attempts"], 2, "503 then 200: one retry");
+    assert_eq!(lines[2]["bytes"], "finally".len());
+
+    assert_failure(&lines[3], "io");
+    assert_eq!(lines[3]["url"], reset);
+    assert_eq!(lines[3]["attempts"], 4, "3 retries by default");
+
+    assert_failure(&lines[4], "invalid_request");
+    assert_eq!(lines[4]["attempts"], 0);
+    assert_eq!(lines[4]["url"], "not a url");
+    assert!(lines[4]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("line 8"));
+
+    assert_failure(&lines[5], "invalid_request");
+    assert!(lines[5]["url"].is_null());
+    assert!(lines[5]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid JSON"));
+
+    assert_failure(&lines[6], "connect");
+    assert_eq!(lines[6]["url"], closed);
+
+    // Secrets never reach the output.
+    assert_failure(&lines[7], "connect");
+    assert_eq!(lines[7]["url"], "http://127.0.0.1:1/x?token=REDACTED");
+    assert!(!run.stdout.contains("secret") && !run.stdout.contains("pw@"));
+
+    // The summary on stderr counts by status and by error kind.
+    let s = &run.stderr;
+    assert!(s.contains("8 requests"), "{s}");
+    assert!(s.contains("3 responses, 5 failed"), "{s}");
+    assert!(s.contains("200=2") && s.contains("404=1"), "{s}");
+    assert!(
+        s.contains("connect=2") && s.contains("invalid_request=2") && s.contains("io=1"),
+        "{s}"
+    );
+    assert!(
+        s.contains("req/s") && s.contains("p50=") && s.contains("p99="),
+        "{s}"
+    );
+    assert_eq!(server.hits_for("/flaky"), 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn all_good_from_stdin_exits_0() {
+    let server = TestServer::routes();
+    let urls: Vec<String> = (0..300).map(|i| server.url(&format!("/n/{i}"))).collect();
+    let input = urls.join("\n");
+    for args in [&["fetch", "-c", "8"][..], &["fetch", "-", "-c", "8"]] {
+        let run = fastreq(args, Some(&input));
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let lines = run.by_index();
+        assert_eq!(lines.len(), 300);
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(line["index"], i);
+            assert_response(line, &urls[i], 200);
+        }
+        assert!(run.stderr.contains("300 requests"), "{run:?}");
+        assert!(run.stderr.contains("200=300"), "{run:?}");
+    }
+    assert_eq!(server.hits(), 600);
+    // Empty input: no lines, exit 0.
+    let run = fastreq(&["fetch"], Some("# nothing\n\n"));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn quiet_prints_neither_progress_nor_summary() {
+    let server = TestServer::routes();
+    let run = fastreq(
+        &["fetch", "-q", "--progress", "plain"],
+        Some(&server.url("/")),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.lines().len(), 1);
+    assert!(run.stderr.is_empty(), "{run:?}");
+}
+
+#[test]
+fn json_lines_carry_method_headers_and_body() {
+    let server = TestServer::routes();
+    let url = server.url("/e?echo=1");
+    let input = format!(
+        "{{\"method\":\"PUT\",\"url\":\"{url}\",\"headers\":{{\"X-Test\":\"yes\"}},\"body\":\"hello json\"}}\n\
+         {{\"url\":\"{url}\"}}\n\
+         {{\"url\":\"{url}\",\"headerz\":{{}}}}\n"
+    );
+    let run = fastreq(&["fetch", "--include-body", "--ordered"], Some(&input));
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3, "{run:?}");
+    let body = lines[0]["body"].as_str().unwrap();
+    assert!(body.starts_with("PUT /e?echo=1 "), "{body}");
+    assert!(body.contains("\nx-test: yes\n"), "{body}");
+    assert!(body.ends_with("\n\nhello json"), "{body}");
+    let body = lines[1]["body"].as_str().unwrap();
+    assert!(body.starts_with("GET /e?echo=1 "), "{body}");
+    assert!(body.contains("user-agent: fastreq/"), "{body}");
+    assert_failure_with_body(&lines[2], "invalid_request");
+    assert!(lines[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field `headerz`"));
+    assert_eq!(server.hits(), 2);
+}
+
+fn assert_failure_with_body(line: &Value, kind: &str) {
+    assert_eq!(line["error"]["kind"], kind, "{line}");
+    assert!(line["body"].is_null(), "{line}");
+    assert!(line.as_object().unwrap().contains_key("body"), "{line}");
+}
+
+#[test]
+fn method_header_and_data_flags_are_defaults() {
+    let server = TestServer::routes();
+    let dir = temp_dir("defaults");
+    let url = server.url("/d?echo=1");
+    let input = format!(
+        "{url}\n{{\"url\":\"{url}\",\"method\":\"GET\",\"headers\":{{\"X-Default\":\"own\"}},\"body\":\"\"}}\n"
+    );
+    let run = fastreq(
+        &[
+            "fetch",
+            "--ordered",
+            "--include-body",
+            "-X",
+            "patch",
+            "-H",
+            "X-Default: d1",
+            "-H",
+            "X-Other:two words",
+            "-d",
+            "payload=1",
+        ],
+        Some(&input),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let lines = run.lines();
+    let first = lines[0]["body"].as_str().unwrap();
+    assert!(first.starts_with("PATCH /d?echo=1 "), "{first}");
+    assert!(first.contains("\nx-default: d1\n"), "{first}");
+    assert!(first.contains("\nx-other: two words\n"), "{first}");
+    assert!(first.ends_with("\n\npayload=1"), "{first}");
+    // The JSON line's own method, header and body win over the flags.
+    let second = lines[1]["body"].as_str().unwrap();
+    assert!(second.starts_with("GET /d?echo=1 "), "{second}");
+    assert!(second.contains("\nx-default: own\n"), "{second}");
+    assert!(!second.contains("d1"), "{second}");
+    assert!(second.contains("\nx-other: two words\n"), "{second}");
+    assert!(second.ends_with("\n\n"), "{second}");
+
+    // -d @FILE, and -d alone means POST.
+    let data = write_file(&dir, "body.bin", "from a file");
+    let run = fastreq(
+        &["fetch", "--include-body", "-d", &format!("@{data}")],
+        Some(&url),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let body = run.lines()[0]["body"].as_str().unwrap().to_owned();
+    assert!(body.starts_with("POST /d?echo=1 "), "{body}");
+    assert!(body.ends_with("\n\nfrom a file"), "{body}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ordered_follows_input_order() {
+    let server = TestServer::routes();
+    let mut urls = vec![server.url("/slow?delay_ms=700")];
+    urls.extend((0..5).map(|i| server.url(&format!("/fast/{i}"))));
+    let input = urls.join("\n");
+
+    let run = fastreq(&["fetch"], Some(&input));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let order: Vec<u64> = run
+        .lines()
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(order.len(), 6);
+    assert_eq!(
+        *order.last().unwrap(),
+        0,
+        "completion order: slow last, {order:?}"
+    );
+
+    let run = fastreq(&["fetch", "--ordered"], Some(&input));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let order: Vec<u64> = run
+        .lines()
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(order, [0, 1, 2, 3, 4, 5]);
+    for (line, url) in run.lines().iter().zip(&urls) {
+        assert_eq!(line["url"], url.as_str());
+    }
+}
+
+#[test]
+fn output_file() {
+    let server = TestServer::routes();
+    let dir = temp_dir("output");
+    let out = dir.join("out.jsonl");
+    let input = format!("{}\n{}\n", server.url("/a"), server.url("/b?status=500"));
+    let run = fastreq(
+        &["fetch", "-o", out.to_str().unwrap(), "--ordered"],
+        Some(&input),
+    );
+    assert_eq!(run.code, Some(0), "any status is a response: {run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    let lines = parse_lines(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[1]["status"], 500);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn save_bodies_uses_safe_names() {
+    let server = TestServer::routes();
+    let dir = temp_dir("bodies");
+    let bodies = dir.join("bodies");
+    let input = format!(
+        "{}\n{}\n{}\n{}\n",
+        server.url("/x?bytes=10"),
+        server.url("/../../../escape?bytes=3"),
+        closed_url("/gone"),
+        server.url("/%2e%2e%2fevil?bytes=5"),
+    );
+    let run = fastreq(
+        &["fetch", "--save-bodies", bodies.to_str().unwrap()],
+        Some(&input),
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = run.by_index();
+    let mut names: Vec<String> = std::fs::read_dir(&bodies)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["0.body", "1.body", "3.body"]);
+    assert_eq!(std::fs::read(bodies.join("0.body")).unwrap(), b"abcdefghij");
+    assert_eq!(std::fs::read(bodies.join("1.body")).unwrap(), b"abc");
+    assert_eq!(std::fs::read(bodies.join("3.body")).unwrap(), b"abcde");
+    for i in [0, 1, 3] {
+        let file = lines[i]["body_file"].as_str().unwrap();
+        assert_eq!(Path::new(file), bodies.join(format!("{i}.body")));
+    }
+    assert!(lines[2]["body_file"].is_null());
+    // Nothing was written outside the directory.
+    let mut top: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["bodies"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_flags_exit_2_before_any_request() {
+    let server = TestServer::routes();
+    let dir = temp_dir("badflags");
+    let input = write_file(&dir, "urls.txt", &format!("{}\n", server.url("/")));
+    let missing = dir.join("missing.txt");
+    let missing = missing.to_str().unwrap();
+    let dir_str = dir.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["fetch", &input, "-c", "0"], "at least 1"),
+        (
+            vec!["fetch", &input, "--concurrency", "many"],
+            "not a whole number",
+        ),
+        (
+            vec!["fetch", &input, "--per-host-concurrency", "0"],
+            "at least 1",
+        ),
+        (vec!["fetch", &input, "--rate", "0"], "above 0"),
+        (vec!["fetch", &input, "--rate=-3"], "above 0"),
+        (vec!["fetch", &input, "--burst", "0"], "at least 1"),
+        (vec!["fetch", &input, "--timeout", "soon"], "not a number"),
+        (vec!["fetch", &input, "--progress", "fancy"], "fancy"),
+        (vec!["fetch", &input, "-H", "no colon here"], "Name: value"),
+        (vec!["fetch", &input, "-H", "bad name: v"], "header name"),
+        (vec!["fetch", &input, "-X", "GE T"], "invalid method"),
+        (
+            vec!["fetch", &input, "-d", "@/nonexistent/fastreq"],
+            "cannot read -d file",
+        ),
+        (vec!["fetch", missing], "cannot read input"),
+        (vec!["fetch", dir_str], "directory"),
+        (
+            vec!["fetch", &input, "-o", "/nonexistent/dir/out.jsonl"],
+            "cannot create output",
+        ),
+        (
+            vec!["fetch", &input, "--user-agents", "/nonexistent/agents.txt"],
+            "agents",
+        ),
+        (vec!["fetch", &input, "-o", &input], "is the input"),
+        (vec!["fetch", &input, "--proxy", "not a proxy url"], "prox"),
+        (
+            vec!["fetch", &input, "--proxy-strategy", "random"],
+            "--proxy",
+        ),
+        (vec!["fetch", &input, "--frobnicate"], "--frobnicate"),
+        (
+            vec!["fetch", &input, "--user-agent", "a", "--random-user-agent"],
+            "cannot be used with",
+        ),
+        (
+            vec!["fetch", &input, "--user-agent", "bad\u{7f}agent"],
+            "user-agent",
+        ),
+    ];
+    for (args, needle) in cases {
+        let run = fastreq(&args, None);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+        let first = run.stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("fastreq: error: ") || first.starts_with("error: "),
+            "{args:?}: {run:?}"
+        );
+        assert!(run.stderr.contains(needle), "{args:?}: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:?}");
+        if first.starts_with("fastreq: error: ") {
+            assert_eq!(run.stderr.lines().count(), 1, "one line: {args:?}: {run:?}");
+        }
+    }
+    assert_eq!(server.hits(), 0, "no request was sent");
+    assert_eq!(
+        std::fs::read_to_string(&input).unwrap(),
+        format!("{}\n", server.url("/")),
+        "the input was not overwritten"
+    );
+    // No subcommand: usage on stderr, status 2. --help and --version: status 0.
+    assert_eq!(fastreq(&[], None).code, Some(2));
+    let help = fastreq(&["fetch", "--help"], None);
+    assert_eq!(help.code, Some(0));
+    assert!(help.stdout.contains("--insecure-skip-tls-verify"));
+    let version = fastreq(&["--version"], None);
+    assert_eq!(version.code, Some(0));
+    assert!(version.stdout.contains(env!("CARGO_PKG_VERSION")));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn rate_limit_slows_and_plain_progress_reports() {
+    let server = TestServer::routes();
+    let input: Vec<String> = (0..12).map(|i| server.url(&format!("/r/{i}"))).collect();
+    let run = fastreq(
+        &[
+            "fetch",
+            "--rate",
+            "5",
+            "--burst",
+            "1",
+            "--progress",
+            "plain",
+        ],
+        Some(&input.join("\n")),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.lines().len(), 12);
+    // 12 requests at 5/s with a burst of 1: at least 11 intervals of 200 ms.
+    assert!(run.elapsed >= Duration::from_millis(2000), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(30), "{run:?}");
+    assert!(
+        run.stderr.contains("fastreq: progress: "),
+        "a plain progress line every 2 s: {run:?}"
+    );
+    assert_eq!(server.hits(), 12);
+}
+
+#[test]
+fn redirects_followed_or_not() {
+    let server = TestServer::routes();
+    let from = server.url("/from?status=302&location=/to");
+    let to = server.url("/to");
+
+    let run = fastreq(&["fetch"], Some(&from));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = &run.lines()[0];
+    assert_response(line, &from, 200);
+    assert_eq!(line["final_url"], to);
+
+    for flag in [&["--no-redirects"][..], &["--max-redirects", "0"]] {
+        let mut args = vec!["fetch"];
+        args.extend_from_slice(flag);
+        let run = fastreq(&args, Some(&from));
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let line = &run.lines()[0];
+        assert_response(line, &from, 302);
+        assert_eq!(line["final_url"], from);
+    }
+    assert_eq!(server.hits_for("/to"), 1);
+
+    // A redirect loop is a too_many_redirects failure.
+    let looping = test_server();
+    let run = fastreq(
+        &["fetch", "--max-redirects", "3"],
+        Some(&looping.url("/loop")),
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_failure(&run.lines()[0], "too_many_redirects");
+    assert_eq!(
+        looping.hits_for("/loop"),
+        4,
+        "the first request and 3 redirects"
+    );
+}
+
+#[test]
+fn timeouts_are_reported() {
+    let server = TestServer::routes();
+    let run = fastreq(
+        &["fetch", "--timeout", "0.3", "--retries", "0"],
+        Some(&server.url("/slow?delay_ms=5000")),
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let line = &run.lines()[0];
+    assert_failure(line, "timeout");
+    assert_eq!(line["attempts"], 1);
+    let ms = line["elapsed_ms"].as_f64().unwrap();
+    assert!((250.0..4000.0).contains(&ms), "{line}");
+    assert!(run.stderr.contains("timeout=1"), "{run:?}");
+}
+
+#[test]
+fn user_agent_flags() {
+    let server = TestServer::routes();
+    let dir = temp_dir("ua");
+    let url = server.url("/ua?echo=1");
+    let agents = write_file(&dir, "agents.txt", "# mine\nfile-agent/9\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![], "user-agent: fastreq/"),
+        (
+            vec!["--user-agent", "my-agent/1"],
+            "user-agent: my-agent/1\n",
+        ),
+        (vec!["--user-agents", &agents], "user-agent: file-agent/9\n"),
+        (vec!["--random-user-agent"], "user-agent: Mozilla/5.0"),
+        (
+            vec!["-H", "User-Agent: header-agent"],
+            "user-agent: header-agent\n",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["fetch", "--include-body"];
+        args.extend_from_slice(&flags);
+        let run = fastreq(&args, Some(&url));
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let body = run.lines()[0]["body"].as_str().unwrap().to_owned();
+        assert!(body.contains(needle), "{flags:?}: {body}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cookies_on_by_default_and_off_with_no_cookies() {
+    let server = test_server();
+    let url = server.url("/login");
+    let run = fastreq(&["fetch", "--include-body"], Some(&url));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = &run.lines()[0];
+    assert_eq!(line["status"], 200);
+    assert!(
+        line["body"]
+            .as_str()
+            .unwrap()
+            .contains("cookie: sid=abc123"),
+        "{line}"
+    );
+    let run = fastreq(&["fetch", "--include-body", "--no-cookies"], Some(&url));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = &run.lines()[0];
+    assert!(
+        !line["body"].as_str().unwrap().contains("cookie:"),
+        "{line}"
+    );
+}
+
+#[test]
+fn tls_verification_http1_only_and_the_insecure_warning() {
+    let server = TestServer::builder().tls().start(|req| route(&req));
+    let url = server.url("/tls");
+
+    let run = fastreq(&["fetch", "--retries", "0"], Some(&url));
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_failure(&run.lines()[0], "tls");
+    assert!(!run.stderr.contains("WARNING"));
+
+    let run = fastreq(&["fetch", "-q", "--insecure-skip-tls-verify"], Some(&url));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_response(&run.lines()[0], &url, 200);
+    assert!(
+        run.stderr.contains("WARNING") && run.stderr.contains("NOT verified"),
+        "loud even with -q: {run:?}"
+    );
+    assert_eq!(server.http2_requests(), 1, "HTTP/2 by ALPN by default");
+
+    let run = fastreq(
+        &["fetch", "--insecure-skip-tls-verify", "--http1-only"],
+        Some(&url),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(server.http1_requests(), 1);
+    assert_eq!(server.http2_requests(), 1);
+}
+
+#[test]
+fn verbose_logs_in_json() {
+    let server = TestServer::routes();
+    let run = fastreq(
+        &["fetch", "-v", "--log-format", "json", "--progress", "none"],
+        Some(&server.url("/")),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let logs: Vec<Value> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "fetch starting"),
+        "{run:?}"
+    );
+    // No logs without -v.
+    let run = fastreq(&["fetch", "--progress", "none"], Some(&server.url("/")));
+    assert!(!run.stderr.contains("fetch starting"), "{run:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_flushes_prints_the_summary_and_exits_130() {
+    let server = TestServer::routes();
+    let dir = temp_dir("sigint");
+    let fast = server.url("/fast");
+    let slow = server.url("/slow?delay_ms=30000");
+    let input = write_file(&dir, "urls.txt", &format!("{fast}\n{slow}\n{slow}\n"));
+    let started = Instant::now();
+    let child = spawn(&["fetch", &input, "--progress", "none"], false);
+    // Wait until the slow requests are in flight (the handler is installed before that).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.hits_for("/slow") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.hits_for("/slow") >= 2, "requests never started");
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = finish(child, started);
+    assert_eq!(run.code, Some(130), "{run:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(10), "{run:?}");
+    // What completed was written and flushed; the cancelled ones have no line.
+    let lines = run.lines();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert_response(&lines[0], &fast, 200);
+    assert!(
+        run.stderr.contains("interrupted after 1 requests"),
+        "{run:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn proxies_from_flags_and_file_are_used_and_reported() {
+    use support::proxy::TestProxy;
+    let server = TestServer::routes();
+    let first = TestProxy::http().auth("bob", "hunter2").start();
+    let second = TestProxy::http().start();
+    let dir = temp_dir("proxies");
+    let file = write_file(&dir, "proxies.txt", &format!("# pool\n{}\n", second.url()));
+    let input: String = (0..6).map(|i| server.url(&format!("/p{i}\n"))).collect();
+    let first_url = first.url();
+    let run = fastreq(
+        &["fetch", "--proxy", &first_url, "--proxies", &file],
+        Some(&input),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let lines = run.lines();
+    assert_eq!(lines.len(), 6);
+    let mut via = BTreeSet::new();
+    for line in &lines {
+        let proxy = line["proxy"].as_str().expect("proxy reported");
+        assert!(!proxy.contains("hunter2"), "password leaked: {proxy}");
+        via.insert(proxy.to_owned());
+    }
+    assert_eq!(via.len(), 2, "round robin over both: {via:?}");
+    assert_eq!(first.forwarded() + second.forwarded(), 6);
+    assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
+
+    // A dead proxy: the failure names it (redacted), the run goes on, exit 1.
+    let dead = format!("http://bob:hunter2@{}", support::closed_port());
+    let run = fastreq(
+        &["fetch", "--retries", "0", "--proxy", &dead],
+        Some(&server.url("/x")),
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let line = &run.lines()[0];
+    assert_eq!(line["error"]["kind"], "proxy", "{line}");
+    assert!(line["proxy"].as_str().unwrap().contains("***"), "{line}");
+    assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
+    let _ = std::fs::remove_dir_all(dir);
+}
