@@ -163,18 +163,32 @@ mod tests {
     }
 
     #[test]
-    fn proxies_are_refused_until_supported() {
+    fn proxy_flags_build_a_pool_or_name_the_bad_line() {
         let b = apply_proxies(fastreq::stack(), vec![], None, ProxyStrategyArg::Random);
+        assert!(b.is_ok());
+        let b = apply_proxies(
+            fastreq::stack(),
+            vec!["http://p.test:8080".into(), "socks5://q.test:1080".into()],
+            None,
+            ProxyStrategyArg::RoundRobin,
+        );
         assert!(b.is_ok());
         let e = apply_proxies(
             fastreq::stack(),
-            vec!["http://p.test:8080".into()],
+            vec!["http://bob:hunter2@p.test:notaport".into()],
             None,
-            ProxyStrategyArg::RoundRobin,
+            ProxyStrategyArg::Sticky,
         )
         .unwrap_err();
-        assert!(e
-            .to_string()
-            .contains("proxies are not supported by this build yet"));
+        let s = e.to_string();
+        assert!(s.contains("prox") && !s.contains("hunter2"), "{s}");
+        let e = apply_proxies(
+            fastreq::stack(),
+            vec![],
+            Some("/nonexistent/fastreq-proxies".into()),
+            ProxyStrategyArg::Random,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/fastreq-proxies"), "{e}");
     }
 }
