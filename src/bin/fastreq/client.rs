@@ -189,6 +189,9 @@ mod tests {
             ProxyStrategyArg::Random,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/fastreq-proxies"), "{e}");
+        assert!(
+            e.to_string().contains("/nonexistent/fastreq-proxies"),
+            "{e}"
+        );
     }
 }
