@@ -10,6 +10,11 @@
 //! token. Each redirect hop passes cookies, the rate limit and the concurrency limit again.
 //! See the crate's `README.md` and `design.md` for the reasoning.
 //!
+//! Without user layers ([`StackBuilder::layer_at`]) the preset is one statically typed
+//! chain: no boxed service nor boxed future per layer and request (a few futures are boxed
+//! where that saves moving large ones). With user layers, every layer is a [`BoxService`]
+//! so that they fit in between. `BENCHMARKS.md` has the figures.
+//!
 //! # Defaults
 //!
 //! | setting | default | setter |
@@ -59,32 +64,35 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use pin_project_lite::pin_project;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 use tower_service::Service;
 
 use crate::backend::{Backend, BackendBuilder, Certificate};
 use crate::body::Body;
-use crate::concurrency::ConcurrencyLimitLayer;
-use crate::default_headers::{DefaultHeadersBuilder, DefaultHeadersLayer};
+use crate::concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+use crate::default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 use crate::error::{BoxError, Error};
 use crate::fan_out::{fan_out, fan_out_stream, FanOut, IntoRequest};
 use crate::fetch::Fetch;
-use crate::proxy::{ProxyPool, ProxyRotationLayer, Strategy, WhenAllDown};
-use crate::rate_limit::{RateLimitHandle, RateLimitLayer};
-use crate::redirect::FollowRedirectLayer;
+use crate::proxy::{ProxyPool, ProxyRotation, ProxyRotationLayer, Strategy, WhenAllDown};
+use crate::rate_limit::{RateLimit, RateLimitHandle, RateLimitLayer};
+use crate::redirect::{FollowRedirect, FollowRedirectLayer};
 use crate::response::{Fetched, ResponseBody};
-use crate::retry::{Jitter, RetryBuilder, RetryLayer};
-use crate::timeout::TimeoutLayer;
-use crate::user_agent::UserAgentLayer;
+use crate::retry::{Jitter, Retry, RetryBuilder, RetryLayer};
+use crate::timeout::{Timeout, TimeoutLayer};
+use crate::user_agent::{UserAgent, UserAgentLayer};
 
 /// The type-erased service between layers of the preset: what a user layer inserted with
 /// [`StackBuilder::layer_at`] wraps.
@@ -521,21 +529,12 @@ impl StackBuilder {
             return Err(e);
         }
 
-        // Bottom up: backend, decompression, timeout, concurrency, rate limit, cookies.
-        let mut svc = match self.custom_backend.take() {
-            Some(b) => b,
-            None => {
-                let backend = std::mem::take(&mut self.backend).build()?;
-                boxed(backend)
-            }
+        // Bottom up: backend, decompression, timeout, concurrency, rate limit, cookies,
+        // redirects, proxy, user agent, default headers, retry.
+        let backend = match self.custom_backend.take() {
+            Some(b) => AnyBackend::Custom(b),
+            None => AnyBackend::Default(std::mem::take(&mut self.backend).build()?),
         };
-        #[cfg(feature = "decompression")]
-        if self.decompression {
-            let layer = crate::decompression::DecompressionLayer::new();
-            svc = boxed(layer.layer(svc).map_response(|r| r.map(ResponseBody::new)));
-        }
-        svc = self.apply_user_layers(Position::AroundBackend, svc);
-
         let timeout = TimeoutLayer::builder()
             .headers(self.timeout)
             .body_idle(self.body_idle_timeout)
@@ -545,13 +544,8 @@ impl StackBuilder {
             concurrency = concurrency.per_host(n);
         }
         let concurrency = concurrency.build()?;
-        svc = boxed(
-            concurrency
-                .layer(timeout.layer(svc))
-                .map_response(|r| r.map(ResponseBody::new)),
-        );
 
-        let mut rate_handle = None;
+        let mut rate = None;
         if self.rate.is_some() || self.per_host_rate.is_some() {
             let mut b = RateLimitLayer::builder();
             if let Some(r) = self.rate {
@@ -560,31 +554,22 @@ impl StackBuilder {
             if let Some(r) = self.per_host_rate {
                 b = b.per_host_rate(r).per_host_burst(self.per_host_burst);
             }
-            let layer = b.build()?;
-            rate_handle = Some(layer.handle());
-            svc = boxed(layer.layer(svc));
+            rate = Some(b.build()?);
         }
-        svc = self.apply_user_layers(Position::BeforeRateLimit, svc);
+        let rate_handle = rate.as_ref().map(RateLimitLayer::handle);
 
         #[cfg(feature = "cookies")]
         let jar = self.cookies.clone();
-        #[cfg(feature = "cookies")]
-        if let Some(jar) = &jar {
-            svc = boxed(crate::cookies::CookieLayer::new(jar.clone()).layer(svc));
-        }
 
-        if let Some(max) = self.max_redirects {
-            let layer = FollowRedirectLayer::builder().max_redirects(max).build()?;
-            svc = boxed(layer.layer(svc));
-        }
-
-        // Per attempt: proxy, user agent, default headers.
-        if let Some(pool) = self.proxies.take() {
-            let layer = ProxyRotationLayer::new(pool)
+        let redirect = match self.max_redirects {
+            Some(max) => Some(FollowRedirectLayer::builder().max_redirects(max).build()?),
+            None => None,
+        };
+        let proxy = self.proxies.take().map(|pool| {
+            ProxyRotationLayer::new(pool)
                 .strategy(self.proxy_strategy)
-                .when_all_down(self.when_all_proxies_down);
-            svc = boxed(layer.layer(svc));
-        }
+                .when_all_down(self.when_all_proxies_down)
+        });
         let ua = match std::mem::replace(&mut self.user_agent, UaChoice::Default) {
             UaChoice::Default => UserAgentLayer::new(),
             UaChoice::Fixed(s) => UserAgentLayer::fixed(&s)?,
@@ -616,16 +601,33 @@ impl StackBuilder {
                 .build()?
             }
         };
-        svc = boxed(ua.layer(svc));
         let headers = std::mem::take(&mut self.default_headers).build()?;
-        if !headers.headers().is_empty() {
-            svc = boxed(headers.layer(svc));
-        }
-        svc = self.apply_user_layers(Position::PerAttempt, svc);
-
+        let headers = (!headers.headers().is_empty()).then_some(headers);
         let retry = std::mem::replace(&mut self.retry, RetryLayer::builder()).build()?;
-        svc = boxed(retry.layer(svc));
-        svc = self.apply_user_layers(Position::Top, svc);
+
+        let layers = Layers {
+            timeout,
+            concurrency: concurrency.clone(),
+            rate,
+            #[cfg(feature = "cookies")]
+            cookies: jar.clone().map(crate::cookies::CookieLayer::new),
+            redirect,
+            proxy,
+            ua,
+            headers,
+            retry,
+        };
+        // The default shape (no user layer; decompression as the feature says) is one
+        // statically typed chain: no boxed future nor boxed clone per layer and request.
+        let svc = if self.layers.is_empty() && self.decompression == cfg!(feature = "decompression")
+        {
+            match backend {
+                AnyBackend::Default(b) => ClientService::Default(layers.chain(b)),
+                AnyBackend::Custom(b) => ClientService::Custom(layers.chain(b)),
+            }
+        } else {
+            ClientService::Boxed(self.boxed_stack(backend, layers))
+        };
 
         Ok(Client {
             svc,
@@ -637,6 +639,259 @@ impl StackBuilder {
                 jar,
             }),
         })
+    }
+
+    /// The general stack: every layer boxed, so user layers fit in between.
+    fn boxed_stack(&self, backend: AnyBackend, layers: Layers) -> BoxService {
+        let mut svc = match backend {
+            AnyBackend::Custom(b) => b,
+            AnyBackend::Default(b) => boxed(b),
+        };
+        #[cfg(feature = "decompression")]
+        if self.decompression {
+            let layer = crate::decompression::DecompressionLayer::new();
+            svc = boxed(layer.layer(svc).map_response(|r| r.map(ResponseBody::new)));
+        }
+        svc = self.apply_user_layers(Position::AroundBackend, svc);
+        svc = boxed(
+            layers
+                .concurrency
+                .layer(layers.timeout.layer(svc))
+                .map_response(|r| r.map(ResponseBody::new)),
+        );
+        if let Some(layer) = layers.rate {
+            svc = boxed(layer.layer(svc));
+        }
+        svc = self.apply_user_layers(Position::BeforeRateLimit, svc);
+        #[cfg(feature = "cookies")]
+        if let Some(layer) = layers.cookies {
+            svc = boxed(layer.layer(svc));
+        }
+        if let Some(layer) = layers.redirect {
+            svc = boxed(layer.layer(svc));
+        }
+        // Per attempt: proxy, user agent, default headers.
+        if let Some(layer) = layers.proxy {
+            svc = boxed(layer.layer(svc));
+        }
+        svc = boxed(layers.ua.layer(svc));
+        if let Some(layer) = layers.headers {
+            svc = boxed(layer.layer(svc));
+        }
+        svc = self.apply_user_layers(Position::PerAttempt, svc);
+        svc = boxed(layers.retry.layer(svc));
+        self.apply_user_layers(Position::Top, svc)
+    }
+}
+
+// Lives only while the client is built.
+#[allow(clippy::large_enum_variant)]
+enum AnyBackend {
+    Default(Backend),
+    Custom(BoxService),
+}
+
+/// The configured layers of the preset, before they are stacked.
+struct Layers {
+    timeout: TimeoutLayer,
+    concurrency: ConcurrencyLimitLayer,
+    rate: Option<RateLimitLayer>,
+    #[cfg(feature = "cookies")]
+    cookies: Option<crate::cookies::CookieLayer>,
+    redirect: Option<FollowRedirectLayer>,
+    proxy: Option<ProxyRotationLayer>,
+    ua: UserAgentLayer,
+    headers: Option<DefaultHeadersLayer>,
+    retry: RetryLayer,
+}
+
+impl Layers {
+    fn chain<S>(self, backend: S) -> Chain<S> {
+        #[cfg(feature = "decompression")]
+        let svc = crate::decompression::DecompressionLayer::new().layer(backend);
+        #[cfg(not(feature = "decompression"))]
+        let svc = backend;
+        let svc = self.concurrency.layer(self.timeout.layer(svc));
+        let svc = Either::from_layer(self.rate.map(boxed_fut), svc);
+        #[cfg(feature = "cookies")]
+        let svc = Either::from_layer(self.cookies, svc);
+        let svc = BoxFut(svc);
+        let svc = Either::from_layer(self.redirect, svc);
+        let svc = Either::from_layer(self.proxy.map(boxed_fut), svc);
+        let svc = self.ua.layer(svc);
+        let svc = Either::from_layer(self.headers, svc);
+        self.retry.layer(BoxFut(svc))
+    }
+}
+
+/// A layer whose services box their futures.
+#[derive(Clone)]
+struct BoxFutLayer<L>(L);
+
+fn boxed_fut<L>(layer: L) -> BoxFutLayer<L> {
+    BoxFutLayer(layer)
+}
+
+impl<L: Layer<S>, S> Layer<S> for BoxFutLayer<L> {
+    type Service = BoxFut<L::Service>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BoxFut(self.0.layer(inner))
+    }
+}
+
+#[cfg(feature = "decompression")]
+type Decompressed<S> = crate::decompression::Decompression<S>;
+#[cfg(not(feature = "decompression"))]
+type Decompressed<S> = S;
+type Lower<S> = ConcurrencyLimit<Timeout<Decompressed<S>>>;
+// Optional layers that are off by default box their (large) futures when on, so that they
+// do not make every request's future larger when off.
+type Limited<S> = Either<BoxFut<RateLimit<Lower<S>>>, Lower<S>>;
+#[cfg(feature = "cookies")]
+type WithCookies<S> = Either<crate::cookies::Cookies<Limited<S>>, Limited<S>>;
+#[cfg(not(feature = "cookies"))]
+type WithCookies<S> = Limited<S>;
+// Boxed below redirects and below retries: both keep the inner future across polls and
+// replace it per hop or attempt, so an inline future would be moved at every level.
+type Redirected<S> = Either<FollowRedirect<BoxFut<WithCookies<S>>>, BoxFut<WithCookies<S>>>;
+type Proxied<S> = Either<BoxFut<ProxyRotation<Redirected<S>>>, Redirected<S>>;
+type Agent<S> = UserAgent<Proxied<S>>;
+type WithHeaders<S> = Either<DefaultHeaders<Agent<S>>, Agent<S>>;
+/// The preset without user layers, statically typed over its backend.
+type Chain<S> = Retry<BoxFut<WithHeaders<S>>>;
+type ChainFuture<S> = <Chain<S> as Service<Request<Body>>>::Future;
+
+/// Boxes the future of `S` (a typed box: one allocation, no vtable, no boxed service
+/// clone), so that the layers above move a pointer instead of a large inline future.
+#[derive(Clone)]
+struct BoxFut<S>(S);
+
+impl<S, Req> Service<Req> for BoxFut<S>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        Box::pin(self.0.call(req))
+    }
+}
+
+/// An optional layer: the layered service, or the inner one unchanged.
+#[derive(Clone)]
+enum Either<A, B> {
+    Layered(A),
+    Plain(B),
+}
+
+impl<A, B> Either<A, B> {
+    fn from_layer<L: Layer<B, Service = A>>(layer: Option<L>, inner: B) -> Self {
+        match layer {
+            Some(l) => Either::Layered(l.layer(inner)),
+            None => Either::Plain(inner),
+        }
+    }
+}
+
+impl<A, B, Req> Service<Req> for Either<A, B>
+where
+    A: Service<Req, Error = Error>,
+    B: Service<Req, Response = A::Response, Error = Error>,
+{
+    type Response = A::Response;
+    type Error = Error;
+    type Future = EitherFuture<A::Future, B::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self {
+            Either::Layered(s) => s.poll_ready(cx),
+            Either::Plain(s) => s.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        match self {
+            Either::Layered(s) => EitherFuture::Layered { fut: s.call(req) },
+            Either::Plain(s) => EitherFuture::Plain { fut: s.call(req) },
+        }
+    }
+}
+
+pin_project! {
+    #[project = EitherProj]
+    enum EitherFuture<A, B> {
+        Layered { #[pin] fut: A },
+        Plain { #[pin] fut: B },
+    }
+}
+
+impl<A, B, T> Future for EitherFuture<A, B>
+where
+    A: Future<Output = T>,
+    B: Future<Output = T>,
+{
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project() {
+            EitherProj::Layered { fut } => fut.poll(cx),
+            EitherProj::Plain { fut } => fut.poll(cx),
+        }
+    }
+}
+
+// Inline on purpose: boxing the typed chain would cost an allocation per client clone.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum ClientService {
+    Default(Chain<Backend>),
+    Custom(Chain<BoxService>),
+    Boxed(BoxService),
+}
+
+pin_project! {
+    /// The response future of [`Client`].
+    pub struct ResponseFuture {
+        #[pin]
+        inner: FutureInner,
+    }
+}
+
+pin_project! {
+    #[project = FutureProj]
+    enum FutureInner {
+        Default { #[pin] fut: ChainFuture<Backend> },
+        Custom { #[pin] fut: ChainFuture<BoxService> },
+        Boxed { #[pin] fut: <BoxService as Service<Request<Body>>>::Future },
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            FutureProj::Default { fut } => fut
+                .poll(cx)
+                .map(|r| r.map(|res| res.map(ResponseBody::new))),
+            FutureProj::Custom { fut } => fut
+                .poll(cx)
+                .map(|r| r.map(|res| res.map(ResponseBody::new))),
+            FutureProj::Boxed { fut } => fut.poll(cx),
+        }
     }
 }
 
@@ -659,7 +914,7 @@ where
 /// the common paths. Built by [`stack()`].
 #[derive(Clone)]
 pub struct Client {
-    svc: BoxService,
+    svc: ClientService,
     shared: Arc<ClientShared>,
 }
 
@@ -771,13 +1026,104 @@ impl Client {
 impl Service<Request<Body>> for Client {
     type Response = Response<ResponseBody>;
     type Error = Error;
-    type Future = <BoxService as Service<Request<Body>>>::Future;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.svc.poll_ready(cx)
+        match &mut self.svc {
+            ClientService::Default(s) => s.poll_ready(cx),
+            ClientService::Custom(s) => s.poll_ready(cx),
+            ClientService::Boxed(s) => s.poll_ready(cx),
+        }
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        self.svc.call(req)
+        let inner = match &mut self.svc {
+            ClientService::Default(s) => FutureInner::Default { fut: s.call(req) },
+            ClientService::Custom(s) => FutureInner::Custom { fut: s.call(req) },
+            ClientService::Boxed(s) => FutureInner::Boxed { fut: s.call(req) },
+        };
+        ResponseFuture { inner }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> impl Service<
+        Request<Body>,
+        Response = Response<ResponseBody>,
+        Error = Error,
+        Future = std::future::Ready<Result<Response<ResponseBody>, Error>>,
+    > + Clone
+           + Send
+           + Sync
+           + 'static {
+        tower::service_fn(|_req: Request<Body>| {
+            std::future::ready(Ok(Response::new(ResponseBody::from("ok"))))
+        })
+    }
+
+    #[tokio::test]
+    async fn default_shape_takes_the_typed_chain_and_user_layers_the_boxed_path() {
+        let typed = stack().backend(backend()).build().unwrap();
+        assert!(matches!(typed.svc, ClientService::Custom(_)));
+        let with_options = stack()
+            .backend(backend())
+            .rate_limit(1e6)
+            .default_header("accept", "text/plain")
+            .proxy_lines("http://10.0.0.1:8080")
+            .no_redirects()
+            .build()
+            .unwrap();
+        assert!(matches!(with_options.svc, ClientService::Custom(_)));
+        let boxed = stack()
+            .backend(backend())
+            .layer_at(Position::Top, tower::layer::util::Identity::new())
+            .build()
+            .unwrap();
+        assert!(matches!(boxed.svc, ClientService::Boxed(_)));
+        #[cfg(feature = "decompression")]
+        {
+            let off = stack()
+                .backend(backend())
+                .decompression(false)
+                .build()
+                .unwrap();
+            assert!(matches!(off.svc, ClientService::Boxed(_)));
+        }
+        for client in [typed, boxed] {
+            let resp = client
+                .send(crate::get("http://a.test/").build().unwrap())
+                .await;
+            let body = crate::ResponseExt::bytes(resp.unwrap()).await.unwrap();
+            assert_eq!(&body[..], b"ok");
+        }
+    }
+
+    #[tokio::test]
+    async fn optional_layers_on_the_typed_chain_apply() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let backend = tower::service_fn(move |req: Request<Body>| {
+            log.lock()
+                .unwrap()
+                .push(req.headers().get("accept").cloned());
+            std::future::ready(Ok::<_, Error>(Response::new(ResponseBody::from("ok"))))
+        });
+        let client = stack()
+            .backend(backend)
+            .rate_limit(1e6)
+            .default_header("accept", "text/plain")
+            .build()
+            .unwrap();
+        assert!(matches!(client.svc, ClientService::Custom(_)));
+        assert!(client.rate_limit_handle().is_some());
+        let page = client.get("http://a.test/").await.unwrap();
+        assert_eq!(page.body().as_ref(), b"ok");
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            &[Some(http::HeaderValue::from_static("text/plain"))]
+        );
     }
 }
