@@ -296,8 +296,9 @@ where
     }
 
     fn bytes_limited(self, limit: usize) -> impl Future<Output = Result<Bytes, Error>> + Send {
-        let url = url_of(&self);
-        let body = self.into_body();
+        // Moved out, not cloned: it is only needed if reading fails.
+        let (mut parts, body) = self.into_parts();
+        let url = parts.extensions.remove::<FinalUrl>().map(|u| u.0);
         async move {
             collect_limited(body, limit)
                 .await
@@ -370,11 +371,11 @@ impl Fetched {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
         let final_url = parts
             .extensions
-            .get::<FinalUrl>()
-            .map_or_else(|| request_url.clone(), |u| u.0.clone());
+            .remove::<FinalUrl>()
+            .map_or_else(|| request_url.clone(), |u| u.0);
         let limit = parts
             .extensions
             .get::<BodyLimit>()

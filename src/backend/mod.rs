@@ -461,7 +461,7 @@ impl Service<Request<Body>> for Backend {
         };
         ResponseFuture {
             state: State::Pending { fut },
-            sleep: timeout.map(tokio::time::sleep),
+            sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             timeout,
             uri: Some(uri),
             body_limit,
@@ -493,8 +493,9 @@ pin_project! {
     pub struct ResponseFuture {
         #[pin]
         state: State,
-        #[pin]
-        sleep: Option<tokio::time::Sleep>,
+        // Boxed: only per-request timeouts use it, and inline it would triple the
+        // future's size for every request.
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         timeout: Option<Duration>,
         uri: Option<Uri>,
         body_limit: usize,
@@ -545,8 +546,8 @@ impl Future for ResponseFuture {
         let result = match fut.poll(cx) {
             Poll::Ready(r) => r,
             Poll::Pending => {
-                if let Some(sleep) = this.sleep.as_pin_mut() {
-                    if sleep.poll(cx).is_ready() {
+                if let Some(sleep) = this.sleep.as_mut() {
+                    if sleep.as_mut().poll(cx).is_ready() {
                         let shared = this.shared.as_ref().expect("set when pending");
                         let mut err = Error::new(ErrorKind::Timeout).with_message(format!(
                             "no response headers within {:?}",
