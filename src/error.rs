@@ -349,6 +349,31 @@ impl From<http::Error> for Error {
     }
 }
 
+/// Calls `f` on every error in the chain of `err`, looking inside `io::Error`s too (their
+/// `source` skips the error they wrap). Stops after 64 links, so a cyclic chain ends.
+pub(crate) fn visit_chain(
+    err: &(dyn std::error::Error + 'static),
+    f: &mut dyn FnMut(&(dyn std::error::Error + 'static)),
+) {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut depth = 0;
+    while let Some(e) = next {
+        depth += 1;
+        if depth > 64 {
+            return;
+        }
+        f(e);
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                let inner: &(dyn std::error::Error + 'static) = inner;
+                visit_chain(inner, f);
+                return;
+            }
+        }
+        next = e.source();
+    }
+}
+
 /// Redacts secrets in URLs: userinfo always, and the values of listed query parameters.
 ///
 /// Cheap to clone (the list is shared). [`Redactor::default`] uses

@@ -596,7 +596,7 @@ fn classify(err: hyper_util::client::legacy::Error) -> Error {
         return Error::new(pe.kind()).with_message(message).with_source(err);
     }
     let mut ours = None;
-    visit_chain(&err, &mut |e| {
+    crate::error::visit_chain(&err, &mut |e| {
         if let Some(fe) = e.downcast_ref::<Error>() {
             if ours.is_none() {
                 ours = Some((fe.kind(), fe.message().map(str::to_owned)));
@@ -613,7 +613,7 @@ fn classify(err: hyper_util::client::legacy::Error) -> Error {
     let mut kind = None;
     let mut message = None;
     let mut timed_out = false;
-    visit_chain(&err, &mut |e| {
+    crate::error::visit_chain(&err, &mut |e| {
         if e.is::<rustls::Error>() {
             kind.get_or_insert(ErrorKind::Tls);
             message.get_or_insert_with(|| format!("TLS handshake failed: {e}"));
@@ -641,7 +641,7 @@ fn classify(err: hyper_util::client::legacy::Error) -> Error {
         };
         // The innermost cause says the most ("Connection refused", "connection reset").
         let mut last = None;
-        visit_chain(&err, &mut |e| last = Some(e.to_string()));
+        crate::error::visit_chain(&err, &mut |e| last = Some(e.to_string()));
         if let Some(l) = last {
             m.push_str(": ");
             m.push_str(&l);
@@ -649,24 +649,4 @@ fn classify(err: hyper_util::client::legacy::Error) -> Error {
         m
     });
     Error::new(kind).with_message(message).with_source(err)
-}
-
-/// Calls `f` on every error in the chain, looking inside `io::Error`s too (their `source`
-/// skips the wrapped error).
-fn visit_chain(
-    err: &(dyn std::error::Error + 'static),
-    f: &mut dyn FnMut(&(dyn std::error::Error + 'static)),
-) {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = next {
-        f(e);
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                let inner: &(dyn std::error::Error + 'static) = inner;
-                visit_chain(inner, f);
-                return;
-            }
-        }
-        next = e.source();
-    }
 }

@@ -647,13 +647,13 @@ fn status_line(bytes: &[u8]) -> Option<String> {
 
 fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
     let mut last = err.to_string();
-    super::visit_chain(err, &mut |e| last = e.to_string());
+    crate::error::visit_chain(err, &mut |e| last = e.to_string());
     last
 }
 
 fn chain_has_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut found = false;
-    super::visit_chain(err, &mut |e| {
+    crate::error::visit_chain(err, &mut |e| {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             found |= io.kind() == io::ErrorKind::TimedOut;
         }

@@ -152,7 +152,7 @@ pub fn is_retryable_error(err: &Error) -> bool {
         ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Proxy => true,
         ErrorKind::Io => {
             let mut found = false;
-            visit_chain(err, &mut |e| found = found || is_connection_failure(e));
+            crate::error::visit_chain(err, &mut |e| found = found || is_connection_failure(e));
             found
         }
         _ => false,
@@ -193,31 +193,6 @@ const H2_REFUSED_STREAM: &str = "refused stream before processing any applicatio
 pub(crate) fn is_h2_retryable(display: &str) -> bool {
     display == format!("stream error received: {H2_REFUSED_STREAM}")
         || display.starts_with("connection error received: ")
-}
-
-/// Calls `f` on every error in the chain, looking inside `io::Error`s too (their `source`
-/// skips the wrapped error).
-fn visit_chain(
-    err: &(dyn std::error::Error + 'static),
-    f: &mut dyn FnMut(&(dyn std::error::Error + 'static)),
-) {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    let mut depth = 0;
-    while let Some(e) = next {
-        depth += 1;
-        if depth > 64 {
-            return;
-        }
-        f(e);
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                let inner: &(dyn std::error::Error + 'static) = inner;
-                visit_chain(inner, f);
-                return;
-            }
-        }
-        next = e.source();
-    }
 }
 
 /// A custom classifier: `true` retries the outcome.
