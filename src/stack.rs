@@ -5,6 +5,11 @@
 //!       ─ RateLimit ─ ConcurrencyLimit ─ Timeout ─ Decompression ─ Backend
 //! ```
 //!
+//! Outermost, the [`Client`] opens a `tracing` debug span per request (target `fastreq`,
+//! method and redacted URL; its end logs the status or error and the elapsed time), so the
+//! events of every layer below are grouped by request. It costs nothing when debug events
+//! of `fastreq` are off.
+//!
 //! Retry wraps everything, so each attempt takes a fresh rate token, a fresh concurrency
 //! slot, and possibly another proxy and user agent; backoff sleeps hold neither a slot nor a
 //! token. Each redirect hop passes cookies, the rate limit and the concurrency limit again.
@@ -861,6 +866,54 @@ pin_project! {
     pub struct ResponseFuture {
         #[pin]
         inner: FutureInner,
+        // Only when `fastreq` debug events are enabled: the request's span and start.
+        trace: Option<Box<Traced>>,
+    }
+}
+
+/// The span of one request through the client (target `fastreq`, level debug): every event
+/// of the layers below (retries, redirects, proxies, rate limit) is inside it, and its end
+/// is logged with the status or the error and the elapsed time.
+struct Traced {
+    span: tracing::Span,
+    started: std::time::Instant,
+}
+
+impl Traced {
+    fn start(req: &Request<Body>) -> Option<Box<Traced>> {
+        if !tracing::enabled!(target: "fastreq", tracing::Level::DEBUG) {
+            return None;
+        }
+        let span = tracing::debug_span!(
+            target: "fastreq",
+            "request",
+            method = %req.method(),
+            url = %crate::redact_url(&req.uri().to_string()),
+        );
+        Some(Box::new(Traced {
+            span,
+            started: std::time::Instant::now(),
+        }))
+    }
+
+    fn finish(&self, result: &Result<Response<ResponseBody>, Error>) {
+        let elapsed_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(resp) => tracing::debug!(
+                target: "fastreq",
+                status = resp.status().as_u16(),
+                attempts = crate::ResponseExt::attempts(resp),
+                elapsed_ms,
+                "response"
+            ),
+            Err(e) => tracing::debug!(
+                target: "fastreq",
+                kind = e.kind().as_str(),
+                error = %e,
+                elapsed_ms,
+                "request failed"
+            ),
+        }
     }
 }
 
@@ -883,7 +936,9 @@ impl Future for ResponseFuture {
     type Output = Result<Response<ResponseBody>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
+        let this = self.project();
+        let _entered = this.trace.as_ref().map(|t| t.span.enter());
+        let out = match this.inner.project() {
             FutureProj::Default { fut } => fut
                 .poll(cx)
                 .map(|r| r.map(|res| res.map(ResponseBody::new))),
@@ -891,7 +946,11 @@ impl Future for ResponseFuture {
                 .poll(cx)
                 .map(|r| r.map(|res| res.map(ResponseBody::new))),
             FutureProj::Boxed { fut } => fut.poll(cx),
+        };
+        if let (Poll::Ready(result), Some(trace)) = (&out, this.trace.as_ref()) {
+            trace.finish(result);
         }
+        out
     }
 }
 
@@ -1037,12 +1096,15 @@ impl Service<Request<Body>> for Client {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let trace = Traced::start(&req);
+        let _entered = trace.as_ref().map(|t| t.span.enter());
         let inner = match &mut self.svc {
             ClientService::Default(s) => FutureInner::Default { fut: s.call(req) },
             ClientService::Custom(s) => FutureInner::Custom { fut: s.call(req) },
             ClientService::Boxed(s) => FutureInner::Boxed { fut: s.call(req) },
         };
-        ResponseFuture { inner }
+        drop(_entered);
+        ResponseFuture { inner, trace }
     }
 }
 
