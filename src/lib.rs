@@ -97,6 +97,7 @@ mod error;
 pub mod ext;
 pub mod fan_out;
 mod fetch;
+mod host_key;
 pub mod proxy;
 pub mod rate_limit;
 pub mod redirect;

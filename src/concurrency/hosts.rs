@@ -13,8 +13,6 @@ use tokio::sync::Semaphore;
 const SHARDS: usize = 32;
 /// A shard is not swept before it holds this many entries.
 const MIN_SWEEP: usize = 64;
-/// Longest key built on the stack; longer ones (rare) are built in a `String`.
-const STACK_KEY: usize = 320;
 
 /// One semaphore per host key, created on first use with `per_host` permits.
 ///
@@ -138,72 +136,11 @@ impl fmt::Debug for HostMap {
     }
 }
 
-/// Calls `f` with the host key of `uri`: `scheme://host:port`, scheme and host lowercased,
-/// the scheme's default port filled in (`http://A.test/x` → `http://a.test:80`), userinfo
-/// left out. A URI without a scheme counts as `http`; one without a host has the key `""`
-/// (all such requests share one limit). The same format as the rate limiter's
-/// [`host_key`](crate::rate_limit::host_key).
-///
-/// The key is built on the stack, so a lookup allocates nothing.
+/// Calls `f` with the host key of `uri` (see `crate::host_key`); a URI without a host has
+/// the key `""` (all such requests share one limit). The same format as the rate limiter's
+/// [`host_key`](crate::rate_limit::host_key). Allocates nothing.
 fn with_host_key<R>(uri: &Uri, f: impl FnOnce(&str) -> R) -> R {
-    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
-        return f("");
-    };
-    let scheme = uri.scheme_str().unwrap_or("http");
-    let port = uri.port_u16().or_else(|| default_port(scheme));
-    // scheme + "://" + host + ":" + 5 digits
-    let len = scheme.len() + 3 + host.len() + 6;
-    if len <= STACK_KEY {
-        let mut buf = [0u8; STACK_KEY];
-        let n = write_key(&mut buf, scheme, host, port);
-        // Only ASCII was written: URI schemes and hosts are ASCII, and so are digits.
-        match std::str::from_utf8(&buf[..n]) {
-            Ok(key) => f(key),
-            Err(_) => f(&String::from_utf8_lossy(&buf[..n])),
-        }
-    } else {
-        let mut buf = vec![0u8; len];
-        let n = write_key(&mut buf, scheme, host, port);
-        f(&String::from_utf8_lossy(&buf[..n]))
-    }
-}
-
-fn default_port(scheme: &str) -> Option<u16> {
-    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-        Some(80)
-    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
-        Some(443)
-    } else {
-        None
-    }
-}
-
-/// Writes the key into `buf` (long enough) and returns its length.
-fn write_key(buf: &mut [u8], scheme: &str, host: &str, port: Option<u16>) -> usize {
-    let mut n = 0;
-    let mut put = |b: u8| {
-        buf[n] = b;
-        n += 1;
-    };
-    scheme.bytes().for_each(|b| put(b.to_ascii_lowercase()));
-    b"://".iter().for_each(|&b| put(b));
-    host.bytes().for_each(|b| put(b.to_ascii_lowercase()));
-    if let Some(port) = port {
-        put(b':');
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        let mut p = port;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (p % 10) as u8;
-            p /= 10;
-            if p == 0 {
-                break;
-            }
-        }
-        digits[i..].iter().for_each(|&b| put(b));
-    }
-    n
+    crate::host_key::with_host_key(uri, |k| f(k.unwrap_or("")))
 }
 
 #[cfg(test)]

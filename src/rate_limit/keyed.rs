@@ -182,42 +182,13 @@ pub fn host_key(uri: &Uri) -> Option<String> {
 /// Writes [`host_key`] into `out` (cleared first); false when the URI has no host.
 pub(crate) fn write_host_key(uri: &Uri, out: &mut String) -> bool {
     out.clear();
-    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
-        return false;
-    };
-    let scheme = uri.scheme_str().unwrap_or("http");
-    for c in scheme.chars() {
-        out.push(c.to_ascii_lowercase());
-    }
-    out.push_str("://");
-    for c in host.chars() {
-        out.push(c.to_ascii_lowercase());
-    }
-    let port = uri.port_u16().or_else(|| match () {
-        _ if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") => Some(80),
-        _ if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") => {
-            Some(443)
+    crate::host_key::with_host_key(uri, |key| match key {
+        Some(key) => {
+            out.push_str(key);
+            true
         }
-        _ => None,
-    });
-    if let Some(port) = port {
-        out.push(':');
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        let mut p = port;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (p % 10) as u8;
-            p /= 10;
-            if p == 0 {
-                break;
-            }
-        }
-        for &d in &digits[i..] {
-            out.push(char::from(d));
-        }
-    }
-    true
+        None => false,
+    })
 }
 
 #[cfg(test)]
