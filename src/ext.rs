@@ -54,6 +54,7 @@ pub struct BodyLimit(pub usize);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinalUrl(pub Uri);
 
-/// How many attempts the retry layer made for this response (1 when not retried).
+/// How many attempts the retry layer made for this response; recorded only when it made
+/// more than one (absent means one: see [`ResponseExt::attempts`](crate::ResponseExt::attempts)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attempts(pub u32);

@@ -711,7 +711,7 @@ struct Layers {
 }
 
 impl Layers {
-    fn chain<S>(self, backend: S) -> Chain<S> {
+    fn chain<S: Clone>(self, backend: S) -> Chain<S> {
         #[cfg(feature = "decompression")]
         let svc = crate::decompression::DecompressionLayer::new().layer(backend);
         #[cfg(not(feature = "decompression"))]

@@ -154,7 +154,8 @@ async fn first_success_is_one_attempt() {
     let resp = svc.oneshot(get("http://a.test/x")).await.unwrap();
     assert_eq!(resp.status(), 404, "4xx other than 429 is not retried");
     assert_eq!(resp.attempts(), 1);
-    assert!(resp.extensions().get::<fastreq::ext::Attempts>().is_some());
+    // One attempt is not recorded: the extension map of a first-try response stays empty.
+    assert!(resp.extensions().get::<fastreq::ext::Attempts>().is_none());
     assert_eq!(resp.extensions().get::<NotRetried>(), None);
     assert_eq!(log.len(), 1);
 }

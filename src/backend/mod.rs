@@ -93,11 +93,13 @@ type Connector = HttpsConnector<HttpConnector<dns::Resolver>>;
 /// The default HTTP backend of fastreq. See the [module docs](self).
 #[derive(Clone)]
 pub struct Backend {
-    client: Client<Connector, Body>,
+    /// Everything, behind one `Arc`: the layers above clone the backend, and a clone is
+    /// then one reference count (hyper-util's client alone holds several).
     shared: Arc<Shared>,
 }
 
 struct Shared {
+    client: Client<Connector, Body>,
     redactor: Redactor,
     body_limit: usize,
     insecure: bool,
@@ -386,8 +388,8 @@ impl BackendBuilder {
         let client = settings.client(connector);
 
         Ok(Backend {
-            client,
             shared: Arc::new(Shared {
+                client,
                 redactor: self.redactor,
                 body_limit: self.body_limit,
                 insecure: self.tls.accept_invalid_certs,
@@ -440,7 +442,7 @@ impl Service<Request<Body>> for Backend {
             .map_or(self.shared.body_limit, |l| l.0);
         let (fut, via) = match route(&req) {
             // The hot path: no proxy, no lookup.
-            None => (self.client.request(req), None),
+            None => (self.shared.client.request(req), None),
             Some(proxy) => {
                 let proxies = &self.shared.proxies;
                 let forward = proxies.settings().forwards(&proxy, &uri);

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::header::{
@@ -35,7 +36,8 @@ pin_project! {
         state: State<S::Future>,
         uri: Uri,
         hops: u32,
-        chain: Option<Chain<S, P>>,
+        // Boxed: it is large and only read when a 3xx arrives.
+        chain: Option<Box<Chain<S, P>>>,
     }
 }
 
@@ -52,7 +54,9 @@ pin_project! {
 
 /// What a chain of hops remembers between them.
 struct Chain<S, P> {
-    service: S,
+    /// Later hops clone `proto` into `service`.
+    proto: Arc<S>,
+    service: Option<S>,
     policy: P,
     config: Config,
     method: Method,
@@ -72,7 +76,15 @@ impl<S, P> ResponseFuture<S, P>
 where
     S: Service<Request<Body>>,
 {
-    pub(super) fn new(mut service: S, req: Request<Body>, config: Config, policy: P) -> Self {
+    /// The first hop through `ready` (which `poll_ready` made ready); later hops clone
+    /// `proto`.
+    pub(super) fn new(
+        ready: &mut S,
+        proto: Arc<S>,
+        req: Request<Body>,
+        config: Config,
+        policy: P,
+    ) -> Self {
         let body = req.body().try_clone().or_else(|| {
             (http_body::Body::size_hint(req.body()).exact() == Some(0)).then(Body::empty)
         });
@@ -81,13 +93,14 @@ where
         let version = req.version();
         let headers = req.headers().clone();
         let extensions = req.extensions().clone();
-        let future = service.call(req);
+        let future = ready.call(req);
         ResponseFuture {
             state: State::Calling { future },
             uri,
             hops: 0,
-            chain: Some(Chain {
-                service,
+            chain: Some(Box::new(Chain {
+                proto,
+                service: None,
                 policy,
                 config,
                 method,
@@ -97,7 +110,7 @@ where
                 body,
                 url: None,
                 crossed: false,
-            }),
+            })),
         }
     }
 
@@ -124,7 +137,7 @@ where
 
 impl<S, P, ResBody> Future for ResponseFuture<S, P>
 where
-    S: Service<Request<Body>, Response = Response<ResBody>>,
+    S: Service<Request<Body>, Response = Response<ResBody>> + Clone,
     S::Error: Into<Error>,
     P: Policy,
 {
@@ -185,14 +198,17 @@ where
                         .chain
                         .as_mut()
                         .expect("a chain is set when a hop is pending");
-                    if let Err(e) = ready!(chain.service.poll_ready(cx)) {
+                    let service = chain
+                        .service
+                        .get_or_insert_with(|| S::clone(&chain.proto));
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
                         this.state.set(State::Done);
                         let err =
                             add_url(e.into(), this.uri, this.chain.as_ref().map(|c| &c.config));
                         return Poll::Ready(Err(err));
                     }
                     let request = request.take().expect("the next request is set");
-                    let future = chain.service.call(request);
+                    let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Done => panic!("redirect::ResponseFuture polled after completion"),

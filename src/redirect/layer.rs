@@ -136,7 +136,7 @@ impl<P> FollowRedirectLayer<P> {
     }
 }
 
-impl<S, P: Clone> Layer<S> for FollowRedirectLayer<P> {
+impl<S: Clone, P: Clone> Layer<S> for FollowRedirectLayer<P> {
     type Service = FollowRedirect<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {

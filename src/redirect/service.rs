@@ -1,5 +1,7 @@
 //! The [`FollowRedirect`] service.
 
+use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -15,20 +17,32 @@ use crate::ext::NoRedirects;
 /// Follows redirects safely; see the [module docs](super) for the rules.
 ///
 /// Made by [`FollowRedirectLayer`]. Every hop is a real call of the inner service: the
-/// first uses the service that `poll_ready` made ready, later hops drive that same service
-/// ready again before calling it (after the previous 3xx response was dropped, so its
-/// connection and any concurrency permit are free).
+/// first uses the service that `poll_ready` made ready; later hops use a clone of a copy of
+/// the inner service made when this service was built, driven ready before each call
+/// (after the previous 3xx response was dropped, so its connection and any concurrency
+/// permit are free). A request that is not redirected so costs no clone of the inner stack.
 ///
 /// Cloning gives a clone of the inner service, which (like every tower clone) starts not
 /// ready.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FollowRedirect<S, P = Standard> {
     inner: S,
+    proto: Arc<S>,
     config: Config,
     policy: P,
 }
 
-impl<S> FollowRedirect<S> {
+impl<S: fmt::Debug, P: fmt::Debug> fmt::Debug for FollowRedirect<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FollowRedirect")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl<S: Clone> FollowRedirect<S> {
     /// Wraps `inner` with the defaults ([`FollowRedirectLayer::new`]).
     pub fn new(inner: S) -> Self {
         FollowRedirect::with_layer(inner, &FollowRedirectLayer::new())
@@ -40,19 +54,19 @@ impl<S> FollowRedirect<S> {
     }
 }
 
-impl<S, P> FollowRedirect<S, P> {
+impl<S: Clone, P: Clone> FollowRedirect<S, P> {
     /// Wraps `inner` with `layer`'s configuration and policy.
-    pub fn with_layer(inner: S, layer: &FollowRedirectLayer<P>) -> Self
-    where
-        P: Clone,
-    {
+    pub fn with_layer(inner: S, layer: &FollowRedirectLayer<P>) -> Self {
         FollowRedirect {
+            proto: Arc::new(inner.clone()),
             inner,
             config: layer.config.clone(),
             policy: layer.policy.clone(),
         }
     }
+}
 
+impl<S, P> FollowRedirect<S, P> {
     /// The most redirects followed for one request.
     pub fn max_redirects(&self) -> u32 {
         self.config.max_redirects
@@ -99,8 +113,12 @@ where
             let uri = req.uri().clone();
             return ResponseFuture::passthrough(self.inner.call(req), uri);
         }
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(ready, req, self.config.clone(), self.policy.clone())
+        ResponseFuture::new(
+            &mut self.inner,
+            self.proto.clone(),
+            req,
+            self.config.clone(),
+            self.policy.clone(),
+        )
     }
 }

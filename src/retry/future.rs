@@ -45,9 +45,11 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        #[pin]
-        deadline: Option<Sleep>,
-        svc: S,
+        // Boxed: off by default, and a `Sleep` inline would grow every request's future.
+        deadline: Option<Pin<Box<Sleep>>>,
+        // The service later attempts clone; `svc` is that clone once a retry is due.
+        proto: Arc<S>,
+        svc: Option<S>,
         config: Arc<Config>,
         template: Option<Template>,
         // The request URI, kept for the deadline error when there is no template.
@@ -65,7 +67,8 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Attempt { #[pin] fut: F },
-        Backoff { #[pin] sleep: Sleep },
+        // Boxed: rare, and a `Sleep` inline would grow every request's future.
+        Backoff { sleep: Pin<Box<Sleep>> },
         Ready,
         Done,
     }
@@ -77,18 +80,19 @@ where
 {
     pub(super) fn new(
         fut: S::Future,
-        svc: S,
+        proto: Arc<S>,
         config: Arc<Config>,
         template: Option<Template>,
         uri: Option<Uri>,
         blocked: Option<NotRetried>,
         max_retries: u32,
     ) -> Self {
-        let deadline = config.deadline.map(tokio::time::sleep);
+        let deadline = config.deadline.map(|d| Box::pin(tokio::time::sleep(d)));
         ResponseFuture {
             state: State::Attempt { fut },
             deadline,
-            svc,
+            proto,
+            svc: None,
             config,
             template,
             uri,
@@ -127,7 +131,7 @@ impl fmt::Display for Redacted<'_> {
 
 impl<S, ResB> Future for ResponseFuture<S>
 where
-    S: Service<Request<Body>, Response = Response<ResB>>,
+    S: Service<Request<Body>, Response = Response<ResB>> + Clone,
     S::Error: Into<Error>,
 {
     type Output = Result<Response<ResB>, Error>;
@@ -141,7 +145,7 @@ where
                         Poll::Ready(r) => r.map_err(Into::into),
                         Poll::Pending => {
                             return deadline_check(
-                                this.deadline.as_mut(),
+                                this.deadline,
                                 this.state.as_mut(),
                                 cx,
                                 this.config,
@@ -166,7 +170,7 @@ where
                         *this.max_retries,
                         this.previous,
                         this.rng,
-                        this.deadline.as_ref().as_pin_ref(),
+                        this.deadline.as_deref(),
                     );
                     let uri = this.template.as_ref().map(|t| &t.parts.uri);
                     match decision {
@@ -192,15 +196,15 @@ where
                             // sleeping.
                             drop(result);
                             this.state.set(State::Backoff {
-                                sleep: tokio::time::sleep(delay),
+                                sleep: Box::pin(tokio::time::sleep(delay)),
                             });
                         }
                     }
                 }
                 StateProj::Backoff { sleep } => {
-                    if sleep.poll(cx).is_pending() {
+                    if sleep.as_mut().poll(cx).is_pending() {
                         return deadline_check(
-                            this.deadline.as_mut(),
+                            this.deadline,
                             this.state.as_mut(),
                             cx,
                             this.config,
@@ -210,10 +214,14 @@ where
                     }
                     this.state.set(State::Ready);
                 }
-                StateProj::Ready => match this.svc.poll_ready(cx) {
+                StateProj::Ready => match this
+                    .svc
+                    .get_or_insert_with(|| S::clone(this.proto))
+                    .poll_ready(cx)
+                {
                     Poll::Pending => {
                         return deadline_check(
-                            this.deadline.as_mut(),
+                            this.deadline,
                             this.state.as_mut(),
                             cx,
                             this.config,
@@ -232,7 +240,8 @@ where
                             .expect("a retry always has a template")
                             .request();
                         *this.attempts += 1;
-                        let fut = this.svc.call(req);
+                        let svc = this.svc.as_mut().expect("made ready above");
+                        let fut = svc.call(req);
                         this.state.set(State::Attempt { fut });
                     }
                 },
@@ -245,17 +254,17 @@ where
 /// `Pending`, or the total deadline's `Timeout` error when it has passed (dropping the
 /// attempt in flight).
 fn deadline_check<F, T>(
-    deadline: Pin<&mut Option<Sleep>>,
+    deadline: &mut Option<Pin<Box<Sleep>>>,
     mut state: Pin<&mut State<F>>,
     cx: &mut Context<'_>,
     config: &Config,
     uri: Option<&Uri>,
     attempts: u32,
 ) -> Poll<Result<T, Error>> {
-    let Some(sleep) = deadline.as_pin_mut() else {
+    let Some(sleep) = deadline else {
         return Poll::Pending;
     };
-    if sleep.poll(cx).is_pending() {
+    if sleep.as_mut().poll(cx).is_pending() {
         return Poll::Pending;
     }
     state.set(State::Done);
@@ -281,7 +290,7 @@ fn decide<B>(
     max_retries: u32,
     previous: &mut Duration,
     rng: &mut Option<BackoffRng>,
-    deadline: Option<Pin<&Sleep>>,
+    deadline: Option<&Sleep>,
 ) -> Result<Duration, NotRetried> {
     if let Some(reason) = blocked {
         return Err(reason);
@@ -325,10 +334,13 @@ fn finish<B>(
 ) -> Result<Response<B>, Error> {
     match result {
         Ok(mut resp) => {
-            let ext = resp.extensions_mut();
-            ext.insert(Attempts(attempts));
+            // Recorded only when it says something: absent means one attempt, and the
+            // extension map of a first-try response then costs no allocation.
+            if attempts > 1 {
+                resp.extensions_mut().insert(Attempts(attempts));
+            }
             if let Some(reason) = reason {
-                ext.insert(reason);
+                resp.extensions_mut().insert(reason);
             }
             Ok(resp)
         }

@@ -36,8 +36,10 @@
 //! a `Timeout` error when it passes during an attempt; a backoff that would end after it is
 //! not slept (the last outcome comes back, marked [`NotRetried::Deadline`]).
 //!
-//! **What comes back.** The last response carries [`Attempts`](crate::ext::Attempts)`(n)`
-//! ([`ResponseExt::attempts`](crate::ResponseExt::attempts)); the last error carries
+//! **What comes back.** The last response of a retried request carries
+//! [`Attempts`](crate::ext::Attempts)`(n)`; a first-try response carries none, and
+//! [`ResponseExt::attempts`](crate::ResponseExt::attempts) reads either as a count (1 when
+//! absent). The last error carries
 //! [`Error::attempts`](crate::Error::attempts). When the layer declined to retry an outcome
 //! it would otherwise have retried, the response has a [`NotRetried`] extension saying why,
 //! and the error carries it in its source chain ([`NotRetried::from_error`]; same kind, URL
@@ -50,10 +52,11 @@
 //! **Resources.** Before a backoff the response being retried is dropped (its connection
 //! and any concurrency permit its body holds are freed). The inner service is driven ready
 //! again only when the next attempt starts, so a sleeping request holds no slot and no rate
-//! token. The first attempt uses the service that `poll_ready` made ready.
+//! token. The first attempt uses the service that `poll_ready` made ready; later attempts
+//! use clones of a copy of the inner service made when the layer was applied.
 //!
 //! **Cost** when no retry is needed: one clone of the request head (headers and
-//! extensions), one `Arc` clone, and the `Attempts` extension on the response.
+//! extensions) and two `Arc` clones; no clone of the inner service.
 //!
 //! # Examples
 //!

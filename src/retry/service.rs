@@ -22,10 +22,13 @@ use crate::ext::MaxRetries;
 /// concurrency slot, no rate token).
 pub struct Retry<S> {
     inner: S,
+    /// A clone of the inner service made once, at construction: later attempts clone it.
+    /// The first attempt, the common case, then costs no clone of the inner stack.
+    proto: Arc<S>,
     config: Arc<Config>,
 }
 
-impl<S> Retry<S> {
+impl<S: Clone> Retry<S> {
     /// Wraps `inner` with the default configuration ([`RetryLayer::new`]).
     pub fn new(inner: S) -> Self {
         Retry::with_layer(inner, &RetryLayer::new())
@@ -34,17 +37,23 @@ impl<S> Retry<S> {
     /// Wraps `inner` with `layer`'s configuration.
     pub fn with_layer(inner: S, layer: &RetryLayer) -> Self {
         Retry {
+            proto: Arc::new(inner.clone()),
             inner,
             config: layer.config.clone(),
         }
     }
+}
 
+impl<S> Retry<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
     /// The inner service, mutably.
+    ///
+    /// Later attempts of a request are sent through clones of a copy of the inner service
+    /// made when this `Retry` was built, not through this one.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -60,6 +69,7 @@ impl<S: Clone> Clone for Retry<S> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
+            proto: self.proto.clone(),
             config: self.config.clone(),
         }
     }
@@ -88,8 +98,6 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> ResponseFuture<S> {
-        let clone = self.inner.clone();
-        let mut svc = std::mem::replace(&mut self.inner, clone);
         let config = &*self.config;
 
         if let Some(budget) = &config.budget {
@@ -128,10 +136,12 @@ where
 
         // The deadline's error names the URL; the template has it otherwise.
         let uri = (config.deadline.is_some() && template.is_none()).then(|| req.uri().clone());
-        let fut = svc.call(req);
+        // `poll_ready` made `inner` ready for this call; later attempts use clones of
+        // `proto`, each driven ready before its call.
+        let fut = self.inner.call(req);
         ResponseFuture::new(
             fut,
-            svc,
+            self.proto.clone(),
             self.config.clone(),
             template,
             uri,
