@@ -4,7 +4,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::Uri;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -45,9 +45,34 @@ pin_project! {
         B::Error: Into<BoxError>,
     {
         #[pin]
-        inner: tower_http::decompression::DecompressionBody<MappedBody<B>>,
-        decoded: Option<Decoded>,
+        inner: Inner<B>,
         done: bool,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<B>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        // The common case, kept small: the response moves through every layer above.
+        Plain { #[pin] body: MappedBody<B> },
+        // The decoder state is large (hundreds of bytes): boxed.
+        Decoding { boxed: Pin<Box<Decoding<B>>> },
+    }
+}
+
+pin_project! {
+    struct Decoding<B>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        body: tower_http::decompression::DecompressionBody<MappedBody<B>>,
+        decoded: Decoded,
     }
 }
 
@@ -56,26 +81,41 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
+    /// `decoded` is `Some` when, and only when, tower-http decodes the body.
     pub(super) fn new(
         inner: tower_http::decompression::DecompressionBody<MappedBody<B>>,
         decoded: Option<Decoded>,
     ) -> Self {
-        DecompressionBody {
-            inner,
-            decoded,
-            done: false,
+        let inner = match decoded {
+            None => Inner::Plain {
+                body: inner.into_inner(),
+            },
+            Some(decoded) => Inner::Decoding {
+                boxed: Box::pin(Decoding {
+                    body: inner,
+                    decoded,
+                }),
+            },
+        };
+        DecompressionBody { inner, done: false }
+    }
+
+    fn decoded(&self) -> Option<&Decoded> {
+        match &self.inner {
+            Inner::Plain { .. } => None,
+            Inner::Decoding { boxed } => Some(&boxed.decoded),
         }
     }
 
     /// The content coding being decoded (`"gzip"`, `"deflate"`, `"br"` or `"zstd"`), or
     /// `None` when the body passes through as the server sent it.
     pub fn coding(&self) -> Option<&'static str> {
-        self.decoded.as_ref().map(|d| d.coding.as_str())
+        self.decoded().map(|d| d.coding.as_str())
     }
 
     /// The cap on the decoded size, in bytes, when the body is decoded.
     pub fn limit(&self) -> Option<usize> {
-        self.decoded.as_ref().map(|d| d.limit)
+        self.decoded().map(|d| d.limit)
     }
 }
 
@@ -126,9 +166,22 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        match ready!(this.inner.poll_frame(cx)) {
+        let (polled, decoded) = match this.inner.project() {
+            InnerProj::Plain { body } => {
+                let polled = ready!(body.poll_frame(cx))
+                    .map(|r| r.map(|frame| frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))));
+                (polled, None)
+            }
+            InnerProj::Decoding { boxed } => {
+                let d = boxed.as_mut().project();
+                let polled = ready!(d.body.poll_frame(cx));
+                let polled = polled.map(|r| r.map_err(|e| map_error(e, Some(&*d.decoded))));
+                (polled, Some(d.decoded))
+            }
+        };
+        match polled {
             Some(Ok(frame)) => {
-                if let (Some(d), Some(data)) = (this.decoded.as_mut(), frame.data_ref()) {
+                if let (Some(d), Some(data)) = (decoded, frame.data_ref()) {
                     d.seen = d.seen.saturating_add(data.len());
                     if d.seen > d.limit {
                         *this.done = true;
@@ -144,7 +197,7 @@ where
             }
             Some(Err(err)) => {
                 *this.done = true;
-                Poll::Ready(Some(Err(map_error(err, this.decoded.as_ref()))))
+                Poll::Ready(Some(Err(err)))
             }
             None => {
                 *this.done = true;
@@ -155,10 +208,17 @@ where
 
     fn is_end_stream(&self) -> bool {
         // tower-http's decoding body cannot tell; a pass-through body can.
-        self.done || (self.decoded.is_none() && self.inner.get_ref().is_end_stream())
+        self.done
+            || match &self.inner {
+                Inner::Plain { body } => body.is_end_stream(),
+                Inner::Decoding { .. } => false,
+            }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Plain { body } => body.size_hint(),
+            Inner::Decoding { boxed } => boxed.body.size_hint(),
+        }
     }
 }

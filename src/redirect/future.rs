@@ -198,9 +198,7 @@ where
                         .chain
                         .as_mut()
                         .expect("a chain is set when a hop is pending");
-                    let service = chain
-                        .service
-                        .get_or_insert_with(|| S::clone(&chain.proto));
+                    let service = chain.service.get_or_insert_with(|| S::clone(&chain.proto));
                     if let Err(e) = ready!(service.poll_ready(cx)) {
                         this.state.set(State::Done);
                         let err =

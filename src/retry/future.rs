@@ -49,17 +49,19 @@ pin_project! {
         deadline: Option<Pin<Box<Sleep>>>,
         // The service later attempts clone; `svc` is that clone once a retry is due.
         proto: Arc<S>,
-        svc: Option<S>,
+        // Boxed: services can be large, and only retries need one.
+        svc: Option<Box<S>>,
         config: Arc<Config>,
         template: Option<Template>,
         // The request URI, kept for the deadline error when there is no template.
-        uri: Option<Uri>,
+        uri: Option<Box<Uri>>,
         // Why this request cannot be retried, known before the first attempt.
         blocked: Option<NotRetried>,
         attempts: u32,
         max_retries: u32,
         previous: Duration,
-        rng: Option<BackoffRng>,
+        // Boxed, like the other fields only retries use: the future stays small.
+        rng: Option<Box<BackoffRng>>,
     }
 }
 
@@ -83,7 +85,7 @@ where
         proto: Arc<S>,
         config: Arc<Config>,
         template: Option<Template>,
-        uri: Option<Uri>,
+        uri: Option<Box<Uri>>,
         blocked: Option<NotRetried>,
         max_retries: u32,
     ) -> Self {
@@ -152,7 +154,7 @@ where
                                 this.template
                                     .as_ref()
                                     .map(|t| &t.parts.uri)
-                                    .or(this.uri.as_ref()),
+                                    .or(this.uri.as_deref()),
                                 *this.attempts,
                             );
                         }
@@ -176,7 +178,7 @@ where
                     match decision {
                         Err(reason) => {
                             tracing::debug!(
-                                url = %Redacted(uri.or(this.uri.as_ref())),
+                                url = %Redacted(uri.or(this.uri.as_deref())),
                                 attempts = *this.attempts,
                                 %reason,
                                 "not retrying",
@@ -216,7 +218,7 @@ where
                 }
                 StateProj::Ready => match this
                     .svc
-                    .get_or_insert_with(|| S::clone(this.proto))
+                    .get_or_insert_with(|| Box::new(S::clone(this.proto)))
                     .poll_ready(cx)
                 {
                     Poll::Pending => {
@@ -289,7 +291,7 @@ fn decide<B>(
     attempts: u32,
     max_retries: u32,
     previous: &mut Duration,
-    rng: &mut Option<BackoffRng>,
+    rng: &mut Option<Box<BackoffRng>>,
     deadline: Option<&Sleep>,
 ) -> Result<Duration, NotRetried> {
     if let Some(reason) = blocked {
@@ -308,7 +310,7 @@ fn decide<B>(
     if asked.is_some_and(|d| d > config.max_retry_after) {
         return Err(NotRetried::RetryAfterTooLong);
     }
-    let rng = rng.get_or_insert_with(|| config.seeds.next_rng());
+    let rng = rng.get_or_insert_with(|| Box::new(config.seeds.next_rng()));
     let computed = config.backoff.delay(retries_done + 1, *previous, rng);
     *previous = computed;
     // The server's Retry-After wins over the computed backoff.

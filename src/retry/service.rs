@@ -135,7 +135,8 @@ where
         };
 
         // The deadline's error names the URL; the template has it otherwise.
-        let uri = (config.deadline.is_some() && template.is_none()).then(|| req.uri().clone());
+        let uri =
+            (config.deadline.is_some() && template.is_none()).then(|| Box::new(req.uri().clone()));
         // `poll_ready` made `inner` ready for this call; later attempts use clones of
         // `proto`, each driven ready before its call.
         let fut = self.inner.call(req);

@@ -34,8 +34,8 @@ pin_project! {
     pub struct TimeoutBody<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: Option<Sleep>,
+        // Boxed: most bodies never wait, and the response moves through every layer above.
+        sleep: Option<Pin<Box<Sleep>>>,
         idle: Option<Duration>,
         // When the current wait times out; `None` until the next wait starts.
         idle_deadline: Option<Instant>,
@@ -100,7 +100,7 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let mut this = self.project();
+        let this = self.project();
         if *this.done {
             return Poll::Ready(None);
         }
@@ -126,10 +126,9 @@ where
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => return Poll::Pending,
         };
-        if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep_until(target)));
-        }
-        let mut sleep = this.sleep.as_mut().as_pin_mut().expect("set above");
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(target)));
         // The sleep's deadline is never later than `target` (deadlines only move forward),
         // so it is reset lazily: only when it fires before the current deadline.
         // Bounded: after a reset to a future instant the sleep is pending.
