@@ -720,7 +720,6 @@ impl Layers {
         let svc = Either::from_layer(self.rate.map(boxed_fut), svc);
         #[cfg(feature = "cookies")]
         let svc = Either::from_layer(self.cookies, svc);
-        let svc = BoxFut(svc);
         let svc = Either::from_layer(self.redirect, svc);
         let svc = Either::from_layer(self.proxy.map(boxed_fut), svc);
         let svc = self.ua.layer(svc);
@@ -757,9 +756,11 @@ type Limited<S> = Either<BoxFut<RateLimit<Lower<S>>>, Lower<S>>;
 type WithCookies<S> = Either<crate::cookies::Cookies<Limited<S>>, Limited<S>>;
 #[cfg(not(feature = "cookies"))]
 type WithCookies<S> = Limited<S>;
-// Boxed below redirects and below retries: both keep the inner future across polls and
-// replace it per hop or attempt, so an inline future would be moved at every level.
-type Redirected<S> = Either<FollowRedirect<BoxFut<WithCookies<S>>>, BoxFut<WithCookies<S>>>;
+// Boxed below retries (`Chain`): it keeps the inner future across polls and replaces it
+// per attempt, so an inline future would be moved at every level (measured: without the
+// box, more instructions per request and a 1 KiB client future). Below redirects there
+// is no box: since responses and futures were made small, it cost more than it saved.
+type Redirected<S> = Either<FollowRedirect<WithCookies<S>>, WithCookies<S>>;
 type Proxied<S> = Either<BoxFut<ProxyRotation<Redirected<S>>>, Redirected<S>>;
 type Agent<S> = UserAgent<Proxied<S>>;
 type WithHeaders<S> = Either<DefaultHeaders<Agent<S>>, Agent<S>>;

@@ -8,7 +8,8 @@
 //! [kind](crate::ErrorKind): `Connect`, `Tls`, `Timeout`, `Io`, `Proxy` or `InvalidRequest`.
 //!
 //! Each response carries its [`FinalUrl`] (the request URL; a redirect layer above updates
-//! it) and its [`BodyLimit`].
+//! it) and, when it is not [`DEFAULT_BODY_LIMIT`], its [`BodyLimit`] (readers such as
+//! [`ResponseExt::bytes`](crate::ResponseExt::bytes) take the default when it is absent).
 //!
 //! # Proxies
 //!
@@ -143,7 +144,8 @@ impl Backend {
         &self.shared.redactor
     }
 
-    /// The response body cap stamped on responses as [`BodyLimit`].
+    /// The response body cap, stamped on responses as [`BodyLimit`] when it is not the
+    /// default.
     pub fn body_limit(&self) -> usize {
         self.shared.body_limit
     }
@@ -582,7 +584,10 @@ impl Future for ResponseFuture {
                     parts.extensions.insert(SelectedProxy(via.proxy));
                 }
                 parts.extensions.insert(FinalUrl(uri));
-                parts.extensions.insert(BodyLimit(*this.body_limit));
+                // Readers take the default when it is absent: one allocation less.
+                if *this.body_limit != DEFAULT_BODY_LIMIT {
+                    parts.extensions.insert(BodyLimit(*this.body_limit));
+                }
                 Ok(Response::from_parts(parts, ResponseBody::hyper(body)))
             }
             Err(e) => Err(classify(e).with_url_redacted(&uri, &shared.redactor)),
