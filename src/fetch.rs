@@ -74,6 +74,7 @@ where
     I::Item: AsRef<str>,
 {
     let urls = urls.into_iter();
+    // Sized from the hint; grown (amortised) only when the hint falls short.
     let mut results: Vec<Option<Result<Fetched, Error>>> = Vec::with_capacity(urls.size_hint().0);
     let requests = urls.map(|u| crate::get(u).build());
     let mut outcomes = fan_out(Fetch::new(service), requests).limit(limit);
@@ -83,10 +84,16 @@ where
         }
         results[o.index] = Some(o.result);
     }
-    results
+    // Collected in place: `Option<Result<Fetched, Error>>` has the size and alignment of
+    // `Result<Fetched, Error>` (a niche; see the size test in `response`), so the results
+    // never exist twice.
+    let mut results: Vec<Result<Fetched, Error>> = results
         .into_iter()
         .map(|r| r.expect("fan_out yields exactly one outcome per input"))
-        .collect()
+        .collect();
+    // Only when growth overshot (an input without an exact size hint).
+    results.shrink_to_fit();
+    results
 }
 
 /// A service that buffers the inner service's responses into [`Fetched`].
@@ -106,7 +113,7 @@ where
 /// let urls = ["http://a.test/1", "http://a.test/2"];
 /// let mut out = fastreq::fan_out(Fetch::new(backend), urls.map(fastreq::get));
 /// while let Some(o) = out.next().await {
-///     assert_eq!(o.result.unwrap().body().as_ref(), b"hi");
+///     assert_eq!(o.result.unwrap().body(), b"hi");
 /// }
 /// # }
 /// ```

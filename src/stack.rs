@@ -1183,7 +1183,7 @@ mod tests {
         assert!(matches!(client.svc, ClientService::Custom(_)));
         assert!(client.rate_limit_handle().is_some());
         let page = client.get("http://a.test/").await.unwrap();
-        assert_eq!(page.body().as_ref(), b"ok");
+        assert_eq!(page.body(), b"ok");
         assert_eq!(
             seen.lock().unwrap().as_slice(),
             &[Some(http::HeaderValue::from_static("text/plain"))]
