@@ -1,16 +1,12 @@
-//! The service between tower-http's decompression and the inner service: it turns the
-//! inner errors and body errors into fastreq [`Error`]s (so that anything else coming out
-//! of tower-http's body is a decoding error) and records which coding the response had.
+//! What sits between tower-http's decoders and the inner body: the content codings, and a
+//! body wrapper that turns the inner body's errors into fastreq [`Error`]s (so that anything
+//! else coming out of tower-http's body is a decoding error).
 
-use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use http::header::CONTENT_ENCODING;
-use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower_service::Service;
 
 use crate::error::{BoxError, Error};
 
@@ -24,7 +20,7 @@ pub(super) enum Coding {
 }
 
 impl Coding {
-    fn from_header(value: &[u8]) -> Option<Coding> {
+    pub(super) fn from_header(value: &[u8]) -> Option<Coding> {
         // tower-http matches the header value exactly, so do we.
         match value {
             b"gzip" => Some(Coding::Gzip),
@@ -45,65 +41,17 @@ impl Coding {
     }
 }
 
-#[derive(Clone, Debug)]
-pub(super) struct Adapter<S> {
-    pub(super) inner: S,
-}
-
-impl<S, ReqBody, B> Service<Request<ReqBody>> for Adapter<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<B>>,
-    S::Error: Into<Error>,
-{
-    type Response = Response<MappedBody<B>>;
-    type Error = Error;
-    type Future = AdapterFuture<S::Future>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        AdapterFuture {
-            inner: self.inner.call(req),
-        }
-    }
-}
-
 pin_project! {
-    pub(super) struct AdapterFuture<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F, B, E> Future for AdapterFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    E: Into<Error>,
-{
-    type Output = Result<Response<MappedBody<B>>, Error>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let resp = ready!(self.project().inner.poll(cx)).map_err(Into::into)?;
-        let coding = resp
-            .headers()
-            .get(CONTENT_ENCODING)
-            .and_then(|v| Coding::from_header(v.as_bytes()));
-        Poll::Ready(Ok(resp.map(|inner| MappedBody { inner, coding })))
-    }
-}
-
-pin_project! {
-    /// The inner body with its errors turned into fastreq [`Error`]s, and the coding its
-    /// response announced.
+    /// The inner body with its errors turned into fastreq [`Error`]s.
     pub(super) struct MappedBody<B> {
         #[pin]
         inner: B,
-        pub(super) coding: Option<Coding>,
+    }
+}
+
+impl<B> MappedBody<B> {
+    pub(super) fn new(inner: B) -> Self {
+        MappedBody { inner }
     }
 }
 

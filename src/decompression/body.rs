@@ -81,6 +81,16 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
+    /// A body that passes through as the server sent it.
+    pub(super) fn plain(body: B) -> Self {
+        DecompressionBody {
+            inner: Inner::Plain {
+                body: MappedBody::new(body),
+            },
+            done: false,
+        }
+    }
+
     /// `decoded` is `Some` when, and only when, tower-http decodes the body.
     pub(super) fn new(
         inner: tower_http::decompression::DecompressionBody<MappedBody<B>>,

@@ -64,6 +64,16 @@ impl DecompressionLayer {
         self.max_decoded_size
     }
 
+    pub(super) fn decodes(&self, coding: super::adapter::Coding) -> bool {
+        use super::adapter::Coding;
+        match coding {
+            Coding::Gzip => self.gzip,
+            Coding::Deflate => self.deflate,
+            Coding::Br => self.br,
+            Coding::Zstd => self.zstd,
+        }
+    }
+
     /// Whether this layer asks for and decodes `coding` (`"gzip"`, `"deflate"`, `"br"`
     /// or `"zstd"`, ASCII case-insensitive).
     pub fn accepts(&self, coding: &str) -> bool {

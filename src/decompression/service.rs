@@ -2,11 +2,11 @@
 
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::header::{self, ACCEPT_ENCODING};
+use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::adapter::Adapter;
 use super::body::DecompressionBody;
 use super::future::ResponseFuture;
 use super::layer::DecompressionLayer;
@@ -15,12 +15,16 @@ use crate::ext::BodyLimit;
 
 /// Asks for compressed responses and decodes them, with a cap on the decoded size.
 ///
-/// tower-http's [`Decompression`](tower_http::decompression::Decompression) inside, its
-/// response body wrapped in a capped [`DecompressionBody`]. See the [module docs](super).
+/// An encoded response is decoded by tower-http's
+/// [`Decompression`](tower_http::decompression::Decompression), its body wrapped in a capped
+/// [`DecompressionBody`]; any other response passes through without tower-http's wrappers.
+/// See the [module docs](super).
 #[derive(Clone, Debug)]
 pub struct Decompression<S> {
-    inner: tower_http::decompression::Decompression<Adapter<S>>,
-    limit: Option<usize>,
+    inner: S,
+    config: DecompressionLayer,
+    /// The `Accept-Encoding` value for the enabled codings (static: cloning it is free).
+    accept: Option<HeaderValue>,
 }
 
 impl<S> Decompression<S> {
@@ -30,31 +34,49 @@ impl<S> Decompression<S> {
     }
 
     pub(super) fn from_layer(inner: S, config: &DecompressionLayer) -> Self {
-        let inner = tower_http::decompression::Decompression::new(Adapter { inner })
-            .gzip(config.gzip)
-            .deflate(config.deflate)
-            .br(config.br)
-            .zstd(config.zstd);
         Decompression {
             inner,
-            limit: config.max_decoded_size,
+            config: *config,
+            accept: accept_encoding(config).map(HeaderValue::from_static),
         }
     }
 
     /// The inner service.
     pub fn get_ref(&self) -> &S {
-        &self.inner.get_ref().inner
+        &self.inner
     }
 
     /// The inner service, mutably.
     pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner.get_mut().inner
+        &mut self.inner
     }
 
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
-        self.inner.into_inner().inner
+        self.inner
     }
+}
+
+/// The `Accept-Encoding` value tower-http sends for the same codings.
+fn accept_encoding(c: &DecompressionLayer) -> Option<&'static str> {
+    Some(match (c.gzip, c.deflate, c.br, c.zstd) {
+        (true, true, true, false) => "gzip,deflate,br",
+        (true, true, false, false) => "gzip,deflate",
+        (true, false, true, false) => "gzip,br",
+        (true, false, false, false) => "gzip",
+        (false, true, true, false) => "deflate,br",
+        (false, true, false, false) => "deflate",
+        (false, false, true, false) => "br",
+        (true, true, true, true) => "zstd,gzip,deflate,br",
+        (true, true, false, true) => "zstd,gzip,deflate",
+        (true, false, true, true) => "zstd,gzip,br",
+        (true, false, false, true) => "zstd,gzip",
+        (false, true, true, true) => "zstd,deflate,br",
+        (false, true, false, true) => "zstd,deflate",
+        (false, false, true, true) => "zstd,br",
+        (false, false, false, true) => "zstd",
+        (false, false, false, false) => return None,
+    })
 }
 
 impl<S, ReqBody, B> Service<Request<ReqBody>> for Decompression<S>
@@ -70,16 +92,22 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // An `Accept-Encoding` the request already has is kept (as tower-http does).
+        if let Some(accept) = &self.accept {
+            if let header::Entry::Vacant(entry) = req.headers_mut().entry(ACCEPT_ENCODING) {
+                entry.insert(accept.clone());
+            }
+        }
         // A request's own cap wins over the layer's.
         let limit = req
             .extensions()
             .get::<BodyLimit>()
             .map(|l| l.0)
-            .or(self.limit);
-        ResponseFuture::new(self.inner.call(req), limit)
+            .or(self.config.max_decoded_size);
+        ResponseFuture::new(self.inner.call(req), limit, self.config)
     }
 }
