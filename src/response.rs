@@ -42,7 +42,6 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode, Uri, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::BodyExt;
 
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::ext::{Attempts, BodyLimit, FinalUrl};
@@ -224,54 +223,92 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let mut buf = collect_into(body, limit, 0).await?;
+    let mut buf = CollectInto::new(body, limit, 0).await?;
     buf.shrink_to_fit();
     Ok(Bytes::from(buf))
 }
 
-/// Reads `body` to the end into a new vector, failing past `limit` bytes; when the body
-/// announces its size, the vector is allocated once with `extra` bytes of room after it.
-async fn collect_into<B>(body: B, limit: usize, extra: usize) -> Result<Vec<u8>, Error>
+pin_project_lite::pin_project! {
+    /// Reads a body to the end into a new vector, failing past `limit` bytes; when the body
+    /// announces its size, the vector is allocated once with `extra` bytes of room after it.
+    pub(crate) struct CollectInto<B> {
+        #[pin]
+        body: B,
+        buf: Vec<u8>,
+        limit: usize,
+        extra: usize,
+        // Set when the announced size is already over the limit.
+        early: Option<Error>,
+    }
+}
+
+impl<B> CollectInto<B>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let too_large = |n: u64| {
-        Error::new(ErrorKind::BodyTooLarge).with_message(format!(
-            "response body exceeds the limit of {limit} bytes (at least {n} bytes)"
-        ))
-    };
-    let hint = body.size_hint();
-    if hint.lower() > limit as u64 {
-        return Err(too_large(hint.lower()));
+    pub(crate) fn new(body: B, limit: usize, extra: usize) -> Self {
+        let hint = body.size_hint();
+        let early = (hint.lower() > limit as u64).then(|| too_large(limit, hint.lower()));
+        // Reserve what the peer announced (bounded by the limit) so the common case is one
+        // copy; with nothing announced, the first chunk sizes the buffer.
+        let announced = hint.exact().unwrap_or(hint.lower()) as usize;
+        let buf = if early.is_none() && (announced > 0 || hint.exact().is_some()) {
+            Vec::with_capacity(announced.saturating_add(extra))
+        } else {
+            Vec::new()
+        };
+        CollectInto {
+            body,
+            buf,
+            limit,
+            extra,
+            early,
+        }
     }
-    let mut body = std::pin::pin!(body);
-    // Reserve what the peer announced (bounded by the limit) so the common case is one copy;
-    // with nothing announced, the first chunk sizes the buffer.
-    let announced = hint.exact().unwrap_or(hint.lower()) as usize;
-    let mut buf: Vec<u8> = if announced > 0 || hint.exact().is_some() {
-        Vec::with_capacity(announced.saturating_add(extra))
-    } else {
-        Vec::new()
-    };
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::from_boxed(e.into()))?;
-        if let Ok(mut data) = frame.into_data() {
-            let n = data.remaining();
-            if buf.len() + n > limit {
-                return Err(too_large((buf.len() + n) as u64));
-            }
-            // A no-op while the announced size holds; keeps room for `extra` when it grows.
-            buf.reserve(n.saturating_add(extra));
-            while data.has_remaining() {
-                let chunk = data.chunk();
-                let len = chunk.len();
-                buf.extend_from_slice(chunk);
-                data.advance(len);
+}
+
+fn too_large(limit: usize, n: u64) -> Error {
+    Error::new(ErrorKind::BodyTooLarge).with_message(format!(
+        "response body exceeds the limit of {limit} bytes (at least {n} bytes)"
+    ))
+}
+
+impl<B> Future for CollectInto<B>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Vec<u8>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(e) = this.early.take() {
+            return Poll::Ready(Err(e));
+        }
+        loop {
+            let Some(frame) = std::task::ready!(this.body.as_mut().poll_frame(cx)) else {
+                return Poll::Ready(Ok(std::mem::take(this.buf)));
+            };
+            let frame = frame.map_err(|e| Error::from_boxed(e.into()))?;
+            if let Ok(mut data) = frame.into_data() {
+                let n = data.remaining();
+                let buf = &mut *this.buf;
+                if buf.len() + n > *this.limit {
+                    return Poll::Ready(Err(too_large(*this.limit, (buf.len() + n) as u64)));
+                }
+                // A no-op while the announced size holds; keeps room for `extra` when it
+                // grows.
+                buf.reserve(n.saturating_add(*this.extra));
+                while data.has_remaining() {
+                    let chunk = data.chunk();
+                    let len = chunk.len();
+                    buf.extend_from_slice(chunk);
+                    data.advance(len);
+                }
             }
         }
     }
-    Ok(buf)
 }
 
 /// The encoding named by the `charset` parameter of a `Content-Type` value.
@@ -436,6 +473,98 @@ struct Lazy {
     url: OnceLock<Uri>,
 }
 
+/// What a [`Fetched`] keeps of a response while its body is read: the head, and the size
+/// of the tail to reserve after the body.
+struct Prepared {
+    parts: http::response::Parts,
+    /// The final URL (else the request's).
+    url: Uri,
+    attempts: u32,
+    proxy: Option<crate::proxy::Proxy>,
+    started: Instant,
+    elapsed_width: usize,
+    tail: usize,
+}
+
+impl Prepared {
+    /// The head of a response and its body limit; an error when the headers and URL could
+    /// not be buffered.
+    fn new(
+        mut parts: http::response::Parts,
+        request_url: &Uri,
+        started: Instant,
+    ) -> Result<(Prepared, usize), Error> {
+        let url = match parts.extensions.remove::<FinalUrl>() {
+            Some(u) => u.0,
+            None => request_url.clone(),
+        };
+        let limit = parts
+            .extensions
+            .get::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let attempts = parts.extensions.get::<Attempts>().map_or(1, |a| a.0);
+        let proxy = parts
+            .extensions
+            .get::<crate::proxy::SelectedProxy>()
+            .map(|p| p.0.clone());
+        let url_len: usize = uri_pieces(&url).iter().map(|p| p.len()).sum();
+        // Room for the elapsed time measured at the end of the body, guessed from the time
+        // so far (at least 5 bytes, 34 s); a longer time grows the buffer.
+        let elapsed_width = varint_len(nanos(started.elapsed()).saturating_mul(2).max(1 << 30));
+        let tail = varint_len(url_len as u64)
+            + varint_len(u64::from(attempts))
+            + elapsed_width
+            + url_len
+            + header_block_len(&parts.headers);
+        if u32::try_from(tail).is_err() {
+            return Err(headers_too_large(&url));
+        }
+        let prepared = Prepared {
+            parts,
+            url,
+            attempts,
+            proxy,
+            started,
+            elapsed_width,
+            tail,
+        };
+        Ok((prepared, limit))
+    }
+
+    /// The [`Fetched`], from the body read into `buf` (with room for the tail after it).
+    fn finish(self, mut buf: Vec<u8>) -> Result<Fetched, Error> {
+        let body_len = buf.len();
+        let elapsed = nanos(self.started.elapsed());
+        buf.reserve_exact(self.tail + varint_len(elapsed).saturating_sub(self.elapsed_width));
+        let url_pieces = uri_pieces(&self.url);
+        let url_len: usize = url_pieces.iter().map(|p| p.len()).sum();
+        put_varint(&mut buf, url_len as u64);
+        put_varint(&mut buf, u64::from(self.attempts));
+        put_varint_padded(&mut buf, elapsed, self.elapsed_width);
+        for piece in url_pieces {
+            buf.extend_from_slice(piece.as_bytes());
+        }
+        write_header_block(&mut buf, &self.parts.headers);
+        let tail_len =
+            u32::try_from(buf.len() - body_len).map_err(|_| headers_too_large(&self.url))?;
+        Ok(Fetched {
+            // Exact already unless the body outgrew its size hint; then this shrinks once.
+            buf: buf.into_boxed_slice(),
+            lazy: OnceLock::new(),
+            proxy: self.proxy,
+            tail_len,
+            status: self.parts.status,
+            version: self.parts.version,
+        })
+    }
+}
+
+fn headers_too_large(url: &Uri) -> Error {
+    Error::new(ErrorKind::Io)
+        .with_message("response headers and URL too large to buffer (over 4 GiB)")
+        .with_url(url)
+}
+
 impl Fetched {
     /// Buffers `resp` (up to its body limit), copying headers and body to exact size.
     ///
@@ -451,60 +580,12 @@ impl Fetched {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let (mut parts, body) = resp.into_parts();
-        let final_url = parts.extensions.remove::<FinalUrl>().map(|u| u.0);
-        let url = final_url.as_ref().unwrap_or(request_url);
-        let limit = parts
-            .extensions
-            .get::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        let attempts = parts.extensions.get::<Attempts>().map_or(1, |a| a.0);
-        let proxy = parts
-            .extensions
-            .get::<crate::proxy::SelectedProxy>()
-            .map(|p| p.0.clone());
-        let url_pieces = uri_pieces(url);
-        let url_len: usize = url_pieces.iter().map(|p| p.len()).sum();
-        // Room for the elapsed time measured at the end of the body, guessed from the time
-        // so far (at least 5 bytes, 34 s); a longer time grows the buffer.
-        let elapsed_width = varint_len(nanos(started.elapsed()).saturating_mul(2).max(1 << 30));
-        let tail = varint_len(url_len as u64)
-            + varint_len(u64::from(attempts))
-            + elapsed_width
-            + url_len
-            + header_block_len(&parts.headers);
-        let too_large = || {
-            Error::new(ErrorKind::Io)
-                .with_message("response headers and URL too large to buffer (over 4 GiB)")
-                .with_url(url)
-        };
-        if u32::try_from(tail).is_err() {
-            return Err(too_large());
-        }
-        // One allocation: the body, then the tail in the room reserved after it.
-        let mut buf = collect_into(body, limit, tail)
+        let (parts, body) = resp.into_parts();
+        let (prepared, limit) = Prepared::new(parts, request_url, started)?;
+        let buf = CollectInto::new(body, limit, prepared.tail)
             .await
-            .map_err(|e| with_url(e, Some(url)))?;
-        let body_len = buf.len();
-        let elapsed = nanos(started.elapsed());
-        buf.reserve_exact(tail + varint_len(elapsed).saturating_sub(elapsed_width));
-        put_varint(&mut buf, url_len as u64);
-        put_varint(&mut buf, u64::from(attempts));
-        put_varint_padded(&mut buf, elapsed, elapsed_width);
-        for piece in url_pieces {
-            buf.extend_from_slice(piece.as_bytes());
-        }
-        write_header_block(&mut buf, &parts.headers);
-        let tail_len = u32::try_from(buf.len() - body_len).map_err(|_| too_large())?;
-        Ok(Fetched {
-            // Exact already unless the body outgrew its size hint; then this shrinks once.
-            buf: buf.into_boxed_slice(),
-            lazy: OnceLock::new(),
-            proxy,
-            tail_len,
-            status: parts.status,
-            version: parts.version,
-        })
+            .map_err(|e| with_url(e, Some(&prepared.url)))?;
+        prepared.finish(buf)
     }
 
     /// The status code.
