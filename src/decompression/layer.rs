@@ -77,14 +77,8 @@ impl DecompressionLayer {
     /// Whether this layer asks for and decodes `coding` (`"gzip"`, `"deflate"`, `"br"`
     /// or `"zstd"`, ASCII case-insensitive).
     pub fn accepts(&self, coding: &str) -> bool {
-        let c = coding.to_ascii_lowercase();
-        match c.as_str() {
-            "gzip" => self.gzip,
-            "deflate" => self.deflate,
-            "br" => self.br,
-            "zstd" => self.zstd,
-            _ => false,
-        }
+        super::adapter::Coding::from_header(coding.to_ascii_lowercase().as_bytes())
+            .is_some_and(|c| self.decodes(c))
     }
 }
 
