@@ -13,6 +13,7 @@
 //! | [`BodyLimit`] | request, response | `.body_limit(..)`, the backend | [`ResponseExt`](crate::ResponseExt) |
 //! | [`FinalUrl`] | response | the backend, the redirect layer | [`ResponseExt::final_url`](crate::ResponseExt::final_url) |
 //! | [`Attempts`] | response | the retry layer | [`ResponseExt::attempts`](crate::ResponseExt::attempts) |
+//! | [`Deadline`] | request | the retry layer (its total deadline), you | the timeout layer (headers and body), the proxy layer (waits) |
 //! | [`ProxyOverride`](crate::proxy::ProxyOverride) | request | `.proxy(..)`, `.no_proxy()` | the proxy layer, the backend |
 //! | [`SelectedProxy`](crate::proxy::SelectedProxy) | request, response | the proxy layer | the backend; you (the proxy used) |
 //! | [`RedirectCount`](crate::redirect::RedirectCount) | response | the redirect layer | you |
@@ -31,6 +32,7 @@
 use std::time::Duration;
 
 use http::Uri;
+use tokio::time::Instant;
 
 /// Per-request timeout for each hop, up to the response headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,3 +60,27 @@ pub struct FinalUrl(pub Uri);
 /// more than one (absent means one: see [`ResponseExt::attempts`](crate::ResponseExt::attempts)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attempts(pub u32);
+
+/// The instant by which the whole request, body included, must be done.
+///
+/// The retry layer inserts it on every attempt when a total deadline is set
+/// ([`RetryBuilder::deadline`](crate::retry::RetryBuilder::deadline),
+/// [`StackBuilder::total_timeout`](crate::StackBuilder::total_timeout)). Layers below read
+/// it: the [timeout layer](crate::timeout) ends the wait for headers and the reading of the
+/// body at this instant, and the proxy layer never waits for a cooled-down proxy beyond it.
+/// Set it yourself on a request to bound it the same way (the earlier of yours and the
+/// retry layer's wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// The deadline `after` from now.
+    pub fn after(after: Duration) -> Self {
+        Deadline(Instant::now() + after)
+    }
+
+    /// The time left until the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
