@@ -141,6 +141,8 @@ struct Inner {
     url: Option<String>,
     attempts: Option<u32>,
     source: Option<BoxError>,
+    // The response body failed while it was read inside the request (see `collect`).
+    body_failed: bool,
 }
 
 impl Error {
@@ -153,8 +155,21 @@ impl Error {
                 url: None,
                 attempts: None,
                 source: None,
+                body_failed: false,
             }),
         }
+    }
+
+    /// Marks an error of reading the response body inside the request (see
+    /// [`collect`](crate::collect)): the retry policy treats it like a connection failure.
+    pub(crate) fn mark_body_failed(mut self) -> Self {
+        self.inner.body_failed = true;
+        self
+    }
+
+    /// Whether [`mark_body_failed`](Self::mark_body_failed) marked this error.
+    pub(crate) fn is_body_failure(&self) -> bool {
+        self.inner.body_failed
     }
 
     /// Sets a human-readable message. It must not contain secrets.

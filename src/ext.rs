@@ -13,6 +13,7 @@
 //! | [`BodyLimit`] | request, response | `.body_limit(..)`, the backend | [`ResponseExt`](crate::ResponseExt) |
 //! | [`FinalUrl`] | response | the backend, the redirect layer | [`ResponseExt::final_url`](crate::ResponseExt::final_url) |
 //! | [`Attempts`] | response | the retry layer | [`ResponseExt::attempts`](crate::ResponseExt::attempts) |
+//! | [`CollectBody`](crate::collect::CollectBody) | request | [`Fetch`](crate::Fetch) | the [collect layer](crate::collect) |
 //! | [`Deadline`] | request | the retry layer (its total deadline), you | the timeout layer (headers and body), the proxy layer (waits) |
 //! | [`ProxyOverride`](crate::proxy::ProxyOverride) | request | `.proxy(..)`, `.no_proxy()` | the proxy layer, the backend |
 //! | [`SelectedProxy`](crate::proxy::SelectedProxy) | request, response | the proxy layer | the backend; you (the proxy used) |

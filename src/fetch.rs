@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use crate::backend::Backend;
 use crate::body::Body;
+use crate::collect::CollectBody;
 use crate::error::{BoxError, Error};
 use crate::fan_out::{fan_out, DEFAULT_LIMIT};
 use crate::response::Fetched;
@@ -25,6 +26,8 @@ where
     B::Error: Into<BoxError>,
 {
     use tower::ServiceExt;
+    let mut req = req;
+    req.extensions_mut().insert(CollectBody);
     let uri = req.uri().clone();
     let started = Instant::now();
     let resp = service.oneshot(req).await.map_err(Into::into)?;
@@ -102,6 +105,11 @@ where
 /// is read inside its own request future, so bodies are read concurrently and the outcome
 /// carries the elapsed time.
 ///
+/// It marks every request with [`CollectBody`]: a [`Collect`](crate::collect::Collect)
+/// layer below (the preset has one right inside its retry layer) then reads the body
+/// inside the request, so a body that fails half way (a reset, a truncation) is retried
+/// under the retry policy like a failed connection.
+///
 /// ```
 /// use fastreq::{Body, Fetch, ResponseBody};
 /// use futures_util::StreamExt;
@@ -153,7 +161,10 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // A [`Collect`](crate::collect::Collect) layer below reads the body inside the
+        // request, so that a retry layer above it retries a body that fails.
+        req.extensions_mut().insert(CollectBody);
         let uri = req.uri().clone();
         let started = Instant::now();
         let fut = self.inner.call(req);

@@ -87,6 +87,7 @@ pub mod backend;
 pub mod blocking;
 mod body;
 pub mod builder_ext;
+pub mod collect;
 pub mod concurrency;
 #[cfg(feature = "cookies")]
 pub mod cookies;

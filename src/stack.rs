@@ -1,7 +1,7 @@
 //! The preset: [`stack()`] builds a [`Client`] with every fastreq layer in the right order.
 //!
 //! ```text
-//! Retry ─ DefaultHeaders ─ UserAgent ─ ProxyRotation ─ FollowRedirect ─ Cookies
+//! Retry ─ Collect ─ DefaultHeaders ─ UserAgent ─ ProxyRotation ─ FollowRedirect ─ Cookies
 //!       ─ RateLimit ─ ConcurrencyLimit ─ Timeout ─ Decompression ─ Backend
 //! ```
 //!
@@ -13,6 +13,8 @@
 //! Retry wraps everything, so each attempt takes a fresh rate token, a fresh concurrency
 //! slot, and possibly another proxy and user agent; backoff sleeps hold neither a slot nor a
 //! token. Each redirect hop passes cookies, the rate limit and the concurrency limit again.
+//! [`Collect`], right inside the retry layer, reads the bodies of
+//! buffered requests inside the attempt, so a body that fails half way is retried too.
 //! See the crate's `README.md` and `design.md` for the reasoning.
 //!
 //! Without user layers ([`StackBuilder::layer_at`]) the preset is one statically typed
@@ -33,7 +35,7 @@
 //! | `Retry-After` cap | 60 s | [`max_retry_after`](StackBuilder::max_retry_after) |
 //! | timeout per hop (to headers) | 30 s | [`timeout`](StackBuilder::timeout) |
 //! | body idle timeout | 30 s | [`body_idle_timeout`](StackBuilder::body_idle_timeout) |
-//! | total deadline (all attempts) | off | [`total_timeout`](StackBuilder::total_timeout) |
+//! | total deadline (all attempts, body included) | off | [`total_timeout`](StackBuilder::total_timeout) |
 //! | connect timeout | 10 s | [`connect_timeout`](StackBuilder::connect_timeout) |
 //! | proxies | none (direct) | [`proxies`](StackBuilder::proxies), [`proxy_lines`](StackBuilder::proxy_lines), [`proxy_strategy`](StackBuilder::proxy_strategy) |
 //! | user agent | `fastreq/<version>` | [`user_agent`](StackBuilder::user_agent), [`random_user_agent`](StackBuilder::random_user_agent) |
@@ -86,6 +88,7 @@ use tower_service::Service;
 
 use crate::backend::{Backend, BackendBuilder, Certificate};
 use crate::body::Body;
+use crate::collect::{Collect, CollectedBody};
 use crate::concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 use crate::default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 use crate::error::{BoxError, Error};
@@ -317,7 +320,16 @@ impl StackBuilder {
         self
     }
 
-    /// Deadline for a whole request across attempts and backoffs (default none).
+    /// Deadline for a whole request (default none): every attempt, backoff, wait for a
+    /// proxy, redirect hop and the reading of the response body, buffered or streamed,
+    /// must be done within it, else the request fails with a `Timeout` error.
+    ///
+    /// What bounds a request end to end: without it, each hop's wait for headers is
+    /// bounded by [`timeout`](Self::timeout) and each pause in a body by
+    /// [`body_idle_timeout`](Self::body_idle_timeout), but a server that sends a byte
+    /// every few seconds, or a chain of retries and backoffs, can take much longer. Set a
+    /// total deadline for a bound on the whole (curl's `--max-time`; the CLI's
+    /// `--max-time`). Time spent waiting for a rate token counts too.
     pub fn total_timeout(mut self, deadline: Duration) -> Self {
         self.retry = self.retry.deadline(deadline);
         self
@@ -684,6 +696,13 @@ impl StackBuilder {
             svc = boxed(layer.layer(svc));
         }
         svc = self.apply_user_layers(Position::PerAttempt, svc);
+        // Buffered requests read their body here, inside the retry layer (see `collect`).
+        svc = boxed(Collect::new(svc).map_response(|r| {
+            r.map(|b| match b.into_collected() {
+                Ok(bytes) => ResponseBody::from(bytes),
+                Err(streaming) => streaming,
+            })
+        }));
         svc = boxed(layers.retry.layer(svc));
         self.apply_user_layers(Position::Top, svc)
     }
@@ -724,7 +743,7 @@ impl Layers {
         let svc = Either::from_layer(self.proxy.map(boxed_fut), svc);
         let svc = self.ua.layer(svc);
         let svc = Either::from_layer(self.headers, svc);
-        self.retry.layer(BoxFut(svc))
+        self.retry.layer(Collect::new(BoxFut(svc)))
     }
 }
 
@@ -765,7 +784,7 @@ type Proxied<S> = Either<BoxFut<ProxyRotation<Redirected<S>>>, Redirected<S>>;
 type Agent<S> = UserAgent<Proxied<S>>;
 type WithHeaders<S> = Either<DefaultHeaders<Agent<S>>, Agent<S>>;
 /// The preset without user layers, statically typed over its backend.
-type Chain<S> = Retry<BoxFut<WithHeaders<S>>>;
+type Chain<S> = Retry<Collect<BoxFut<WithHeaders<S>>>>;
 type ChainFuture<S> = <Chain<S> as Service<Request<Body>>>::Future;
 
 /// Boxes the future of `S` (a typed box: one allocation, no vtable, no boxed service
@@ -942,10 +961,10 @@ impl Future for ResponseFuture {
         let out = match this.inner.project() {
             FutureProj::Default { fut } => fut
                 .poll(cx)
-                .map(|r| r.map(|res| res.map(ResponseBody::new))),
+                .map(|r| r.map(|res| res.map(CollectedBody::into_response_body))),
             FutureProj::Custom { fut } => fut
                 .poll(cx)
-                .map(|r| r.map(|res| res.map(ResponseBody::new))),
+                .map(|r| r.map(|res| res.map(CollectedBody::into_response_body))),
             FutureProj::Boxed { fut } => fut.poll(cx),
         };
         if let (Poll::Ready(result), Some(trace)) = (&out, this.trace.as_ref()) {

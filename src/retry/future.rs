@@ -18,7 +18,7 @@ use super::policy::{mark_error, Config, NotRetried};
 use super::retry_after::retry_after;
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
-use crate::ext::Attempts;
+use crate::ext::{Attempts, Deadline};
 
 /// What is needed to send the request again: its head (method, URI, version, headers and
 /// every extension) and a replayable body.
@@ -80,6 +80,7 @@ impl<S> ResponseFuture<S>
 where
     S: Service<Request<Body>>,
 {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         fut: S::Future,
         proto: Arc<S>,
@@ -88,8 +89,9 @@ where
         uri: Option<Box<Uri>>,
         blocked: Option<NotRetried>,
         max_retries: u32,
+        deadline: Option<Deadline>,
     ) -> Self {
-        let deadline = config.deadline.map(|d| Box::pin(tokio::time::sleep(d)));
+        let deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d.0)));
         ResponseFuture {
             state: State::Attempt { fut },
             deadline,
@@ -270,11 +272,12 @@ fn deadline_check<F, T>(
         return Poll::Pending;
     }
     state.set(State::Done);
+    let message = match config.deadline {
+        Some(total) => format!("total deadline of {total:?} exceeded"),
+        None => "the request's deadline passed".to_owned(),
+    };
     let mut err = Error::new(ErrorKind::Timeout)
-        .with_message(format!(
-            "total deadline of {:?} across attempts exceeded",
-            config.deadline.unwrap_or_default()
-        ))
+        .with_message(message)
         .with_attempts(attempts);
     if let Some(uri) = uri {
         err = err.with_url(uri);

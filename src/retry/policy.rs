@@ -143,13 +143,16 @@ pub(crate) fn mark_error(err: Error, reason: NotRetried, attempts: u32) -> Error
 /// - [`Io`](ErrorKind::Io): only when its source chain shows the connection failed under
 ///   the request: a reset, abort or broken pipe (`std::io::Error`), hyper's "connection
 ///   closed before message completed" or a canceled dispatch, or HTTP/2 `REFUSED_STREAM`
-///   or a `GOAWAY` from the server.
+///   or a `GOAWAY` from the server. Also any I/O failure of a response body read inside
+///   the request by [`Collect`](crate::collect::Collect) (the buffered path): a reset,
+///   truncation or malformed framing of the body.
 /// - Everything else (TLS, invalid request, decode, body too large, redirects…): no.
 ///
 /// Methods are checked separately: by default only idempotent requests are retried at all.
 pub fn is_retryable_error(err: &Error) -> bool {
     match err.kind() {
         ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Proxy => true,
+        ErrorKind::Io if err.is_body_failure() => true,
         ErrorKind::Io => {
             let mut found = false;
             crate::error::visit_chain(err, &mut |e| found = found || is_connection_failure(e));

@@ -12,7 +12,7 @@ use super::layer::RetryLayer;
 use super::policy::{Config, NotRetried};
 use crate::body::Body;
 use crate::error::Error;
-use crate::ext::MaxRetries;
+use crate::ext::{Deadline, MaxRetries};
 
 /// Retries failed requests with backoff; see the [module docs](super).
 ///
@@ -97,8 +97,22 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<Body>) -> ResponseFuture<S> {
+    fn call(&mut self, mut req: Request<Body>) -> ResponseFuture<S> {
         let config = &*self.config;
+
+        // The total deadline (the layer's, or one the request brings, whichever is
+        // earlier) travels down with every attempt, so the timeout layer ends the body
+        // at the same instant and the proxy layer never waits beyond it.
+        let asked = req.extensions().get::<Deadline>().copied();
+        let deadline = match (config.deadline.map(Deadline::after), asked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(d) = deadline {
+            if asked != Some(d) {
+                req.extensions_mut().insert(d);
+            }
+        }
 
         if let Some(budget) = &config.budget {
             budget.deposit();
@@ -135,8 +149,7 @@ where
         };
 
         // The deadline's error names the URL; the template has it otherwise.
-        let uri =
-            (config.deadline.is_some() && template.is_none()).then(|| Box::new(req.uri().clone()));
+        let uri = (deadline.is_some() && template.is_none()).then(|| Box::new(req.uri().clone()));
         // `poll_ready` made `inner` ready for this call; later attempts use clones of
         // `proto`, each driven ready before its call.
         let fut = self.inner.call(req);
@@ -148,6 +161,7 @@ where
             uri,
             blocked,
             max_retries,
+            deadline,
         )
     }
 }

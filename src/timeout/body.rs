@@ -23,6 +23,8 @@ pin_project! {
     ///   for …"). The clock starts at the first poll and restarts at the first wait after
     ///   every frame (data or trailers), so only time spent waiting on the peer counts.
     /// - **Total** (off by default): the whole body must arrive within `body_total` of the
+    ///   response headers, and by the request's [`Deadline`](crate::ext::Deadline) when it
+    ///   has one (the retry layer's total deadline), whichever comes first.
     ///   response headers.
     ///
     /// After a timeout error the body is finished: it yields `None` and
@@ -39,7 +41,9 @@ pin_project! {
         idle: Option<Duration>,
         // When the current wait times out; `None` until the next wait starts.
         idle_deadline: Option<Instant>,
-        total: Option<(Duration, Instant)>,
+        // When the body must be complete, and the `body_total` behind it (`None`: the
+        // request's deadline).
+        total: Option<(Option<Duration>, Instant)>,
         uri: Option<Uri>,
         done: bool,
     }
@@ -49,7 +53,9 @@ impl<B> TimeoutBody<B> {
     pub(super) fn new(
         inner: B,
         idle: Option<Duration>,
-        total: Option<(Duration, Instant)>,
+        // When the body must be complete, and the `body_total` behind it (`None`: the
+        // request's deadline).
+        total: Option<(Option<Duration>, Instant)>,
         uri: Option<Uri>,
     ) -> Self {
         TimeoutBody {
@@ -140,7 +146,11 @@ where
             if let Some((total, deadline)) = *this.total {
                 if now >= deadline {
                     *this.done = true;
-                    let message = format!("response body not complete within {total:?}");
+                    let message = match total {
+                        Some(total) => format!("response body not complete within {total:?}"),
+                        None => "the request's deadline passed while the response body was read"
+                            .to_owned(),
+                    };
                     return Poll::Ready(Some(Err(timeout_error(message, this.uri.as_ref()))));
                 }
             }

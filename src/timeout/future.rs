@@ -24,7 +24,9 @@ pin_project! {
         inner: F,
         #[pin]
         sleep: Option<Sleep>,
+        // `None` with a sleep: the sleep is the request's deadline.
         timeout: Option<Duration>,
+        deadline: Option<Instant>,
         config: TimeoutLayer,
         uri: Option<Uri>,
     }
@@ -35,6 +37,7 @@ impl<F> ResponseFuture<F> {
         inner: F,
         sleep: Option<Sleep>,
         timeout: Option<Duration>,
+        deadline: Option<Instant>,
         config: TimeoutLayer,
         uri: Uri,
     ) -> Self {
@@ -42,6 +45,7 @@ impl<F> ResponseFuture<F> {
             inner,
             sleep,
             timeout,
+            deadline,
             config,
             uri: Some(uri),
         }
@@ -72,7 +76,13 @@ where
                 let config = this.config;
                 let total = config
                     .body_total
-                    .map(|d| (d, super::deadline_after(Instant::now(), d)));
+                    .map(|d| (Some(d), super::deadline_after(Instant::now(), d)));
+                // The request's deadline, when it comes first, ends the body too.
+                let total = match (total, *this.deadline) {
+                    (Some((d, at)), Some(dl)) if at <= dl => Some((d, at)),
+                    (_, Some(dl)) => Some((None, dl)),
+                    (t, None) => t,
+                };
                 Poll::Ready(Ok(
                     resp.map(|body| TimeoutBody::new(body, config.body_idle, total, uri))
                 ))
@@ -80,10 +90,12 @@ where
             Poll::Ready(Err(e)) => Poll::Ready(Err(add_url(e.into(), this.uri.as_ref()))),
             Poll::Pending => match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
                 Some(Poll::Ready(())) => {
-                    let message = format!(
-                        "no response headers within {:?}",
-                        this.timeout.unwrap_or_default()
-                    );
+                    let message = match this.timeout {
+                        Some(t) => format!("no response headers within {t:?}"),
+                        None => {
+                            "the request's deadline passed before the response headers".to_owned()
+                        }
+                    };
                     Poll::Ready(Err(timeout_error(message, this.uri.as_ref())))
                 }
                 _ => Poll::Pending,

@@ -20,6 +20,12 @@
 //!   and its concurrency permit forever.
 //! - **Body total** (default off): the whole body must arrive within this time of the
 //!   headers.
+//! - **The request's deadline**: a request that carries a [`Deadline`](crate::ext::Deadline)
+//!   extension (the retry layer sets it from its total deadline,
+//!   [`StackBuilder::total_timeout`](crate::StackBuilder::total_timeout)) fails with a
+//!   `Timeout` error at that instant, whether it is still waiting for headers or its body
+//!   is being read (buffered or streamed): a server that drips a body one byte at a time
+//!   cannot hold the request past it.
 //!
 //! Every error carries the request URL, redacted (userinfo and secret query values hidden).
 //! Errors of the inner service keep their kind; a `tower::timeout` or `tokio::time` elapsed
@@ -27,7 +33,7 @@
 //! [`ErrorKind::Config`] error; use `None` to turn a timeout off.
 //!
 //! The connect timeout lives in the [`Backend`](crate::Backend) and the total deadline
-//! across retries in the retry layer.
+//! across retries in the retry layer, which hands it down as the [`Deadline`](crate::ext::Deadline).
 //!
 //! [`TimeoutBody`] holds a timer, so it is `!Unpin`: the [`ResponseExt`](crate::ResponseExt)
 //! helpers read it as is; to poll it by hand, pin it first (`std::pin::pin!(body)`).

@@ -8,7 +8,8 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::TimeoutLayer;
 use crate::error::Error;
-use crate::ext::RequestTimeout;
+use crate::ext::{Deadline, RequestTimeout};
+use tokio::time::Instant;
 
 /// Fails a request whose response headers do not arrive in time, and wraps the response
 /// body in a [`TimeoutBody`](super::TimeoutBody) that fails when the body stalls.
@@ -67,9 +68,24 @@ where
             .get::<RequestTimeout>()
             .map(|t| t.0)
             .or(self.config.headers);
+        let deadline = req.extensions().get::<Deadline>().map(|d| d.0);
         let uri = req.uri().clone();
-        // The clock starts before the inner service sees the request.
-        let sleep = headers.map(tokio::time::sleep);
-        ResponseFuture::new(self.inner.call(req), sleep, headers, self.config, uri)
+        // The clock starts before the inner service sees the request; the request's
+        // deadline, when it comes first, ends the wait for headers instead.
+        let now = Instant::now();
+        let (sleep, timeout) = match (headers.map(|h| super::deadline_after(now, h)), deadline) {
+            (Some(at), Some(dl)) if at <= dl => (Some(at), headers),
+            (_, Some(dl)) => (Some(dl), None),
+            (at, None) => (at, headers),
+        };
+        let sleep = sleep.map(tokio::time::sleep_until);
+        ResponseFuture::new(
+            self.inner.call(req),
+            sleep,
+            timeout,
+            deadline,
+            self.config,
+            uri,
+        )
     }
 }
