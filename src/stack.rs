@@ -517,18 +517,63 @@ impl StackBuilder {
 
     /// Inserts a user layer at `position`. Several layers at one position apply in the
     /// order given, the first outermost.
-    pub fn layer_at<L>(mut self, position: Position, layer: L) -> Self
+    ///
+    /// The layer wraps a [`BoxService`]; its service may answer with any
+    /// [`http_body::Body`] (mapped into a [`ResponseBody`], as [`backend`](Self::backend)
+    /// does) and any error that converts into an [`Error`], so tower-http's layers fit as
+    /// they are.
+    ///
+    /// # Examples
+    ///
+    /// tower-http's `TraceLayer` and `SetRequestHeaderLayer` in the preset:
+    ///
+    /// ```
+    /// use fastreq::stack::Position;
+    /// use http::header::{HeaderName, HeaderValue};
+    /// use tower_http::set_header::SetRequestHeaderLayer;
+    /// use tower_http::trace::TraceLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
+    /// let backend = tower::service_fn(|req: http::Request<fastreq::Body>| async move {
+    ///     let tag = req.headers()["x-tenant"].to_str().unwrap().to_owned();
+    ///     Ok::<_, fastreq::Error>(http::Response::new(fastreq::ResponseBody::from(tag)))
+    /// });
+    /// let client = fastreq::stack()
+    ///     .layer_at(Position::Top, TraceLayer::new_for_http())
+    ///     .layer_at(
+    ///         Position::PerAttempt,
+    ///         SetRequestHeaderLayer::overriding(
+    ///             HeaderName::from_static("x-tenant"),
+    ///             HeaderValue::from_static("acme"),
+    ///         ),
+    ///     )
+    ///     .backend(backend)
+    ///     .build()?;
+    /// let fetched = client.get("http://api.test/").await?;
+    /// assert_eq!(fetched.body(), b"acme");
+    /// # Ok(()) }
+    /// ```
+    pub fn layer_at<L, B>(mut self, position: Position, layer: L) -> Self
     where
         L: Layer<BoxService> + Send + Sync + 'static,
-        L::Service: Service<Request<Body>, Response = Response<ResponseBody>, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        L::Service: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<Body>>>::Error: Into<Error>,
         <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<BoxError>,
     {
-        self.layers
-            .push((position, Arc::new(move |svc| boxed(layer.layer(svc)))));
+        self.layers.push((
+            position,
+            Arc::new(move |svc| {
+                boxed(
+                    layer
+                        .layer(svc)
+                        .map_err(Into::into)
+                        .map_response(|r: Response<B>| r.map(ResponseBody::new)),
+                )
+            }),
+        ));
         self
     }
 
@@ -538,6 +583,19 @@ impl StackBuilder {
             svc = f(svc);
         }
         svc
+    }
+
+    /// Builds a [`blocking::Client`](crate::blocking::Client) for synchronous code: the
+    /// same preset on a runtime of its own. Inside a Tokio runtime this is a
+    /// [`Config`](crate::ErrorKind::Config) error; use [`build`](Self::build) there.
+    ///
+    /// ```
+    /// let client = fastreq::stack().concurrency(32).retries(2).build_blocking().unwrap();
+    /// let results = client.get_all(["not a url"]).unwrap();
+    /// assert!(results[0].as_ref().unwrap_err().is_invalid_request());
+    /// ```
+    pub fn build_blocking(self) -> Result<crate::blocking::Client, Error> {
+        crate::blocking::Client::build(self)
     }
 
     /// Builds the client, or returns the first configuration error.
@@ -1078,6 +1136,65 @@ impl Client {
         I::Item: AsRef<str>,
     {
         crate::fetch::get_all_with(self.clone(), urls, self.shared.fan_out_limit).await
+    }
+
+    /// GETs every URL and parses each body as JSON into `T`: one result per URL, in input
+    /// order (duplicates kept). Each body is parsed as soon as it arrives and then dropped,
+    /// so only the parsed values are kept.
+    ///
+    /// The body is parsed whatever the status; a body that is not `T` is a
+    /// [`Decode`](crate::ErrorKind::Decode) error naming the URL and the status.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Item { id: u32 }
+    ///
+    /// let backend = tower::service_fn(|req: http::Request<fastreq::Body>| async move {
+    ///     let id = req.uri().path().trim_start_matches("/items/").to_owned();
+    ///     let body = format!(r#"{{"id":{id}}}"#);
+    ///     Ok::<_, fastreq::Error>(http::Response::new(fastreq::ResponseBody::from(body)))
+    /// });
+    /// let client = fastreq::stack().backend(backend).build()?;
+    /// let urls = (1..=3).map(|i| format!("http://api.test/items/{i}"));
+    /// let items = client.get_all_json::<Item, _>(urls).await;
+    /// assert_eq!(items.iter().map(|r| r.as_ref().unwrap().id).collect::<Vec<_>>(), [1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "json")]
+    pub async fn get_all_json<T, I>(&self, urls: I) -> Vec<Result<T, Error>>
+    where
+        T: serde::de::DeserializeOwned,
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        use futures_util::StreamExt;
+        let urls = urls.into_iter();
+        let mut results: Vec<Option<Result<T, Error>>> = Vec::with_capacity(urls.size_hint().0);
+        let mut outcomes = self.fan_out(urls.map(|u| crate::get(u).build()));
+        while let Some(o) = outcomes.next().await {
+            if results.len() <= o.index {
+                results.resize_with(o.index + 1, || None);
+            }
+            results[o.index] = Some(o.result.and_then(|f| {
+                f.json::<T>().map_err(|e| {
+                    if f.status().is_success() {
+                        e
+                    } else {
+                        let message = format!(
+                            "status {}: {}",
+                            f.status().as_u16(),
+                            e.message().unwrap_or("invalid JSON body")
+                        );
+                        e.with_message(message)
+                    }
+                })
+            }));
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("fan_out yields exactly one outcome per input"))
+            .collect()
     }
 
     /// The bound on requests inside the stack used by the fan-out helpers.

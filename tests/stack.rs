@@ -301,3 +301,98 @@ async fn client_is_a_tower_service_and_reads_streaming_bodies() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<fastreq::Client>();
 }
+
+/// tower-http's layers plug into the preset as they are (their response bodies differ).
+#[tokio::test]
+async fn tower_http_layers_fit_in_the_preset() {
+    use http::header::{HeaderName, HeaderValue};
+    use tower_http::set_header::SetRequestHeaderLayer;
+    use tower_http::trace::TraceLayer;
+
+    let server = TestServer::routes();
+    let client = fastreq::stack()
+        .layer_at(Position::Top, TraceLayer::new_for_http())
+        .layer_at(
+            Position::PerAttempt,
+            SetRequestHeaderLayer::overriding(
+                HeaderName::from_static("x-tenant"),
+                HeaderValue::from_static("acme"),
+            ),
+        )
+        .build()
+        .unwrap();
+    let f = tokio::time::timeout(T, client.get(server.url("/?echo=1")))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(f.body()).into_owned();
+    assert!(text.contains("x-tenant: acme"), "{text}");
+}
+
+/// The shortest path for synchronous code: a configured blocking client.
+#[test]
+fn blocking_client_runs_the_preset_outside_a_runtime() {
+    let server = TestServer::routes();
+    let client = fastreq::stack()
+        .concurrency(8)
+        .retries(1)
+        .build_blocking()
+        .unwrap();
+    let urls = [server.url("/a"), "not a url".to_owned(), server.url("/a")];
+    let results = client.get_all(&urls).unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        results[0].as_ref().unwrap().body(),
+        support::DEFAULT_JSON.as_bytes()
+    );
+    assert!(results[1].as_ref().unwrap_err().is_invalid_request());
+    assert!(results[2].is_ok());
+    assert_eq!(client.get(server.url("/b")).unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn blocking_client_refuses_to_block_inside_a_runtime() {
+    let err = fastreq::stack().build_blocking().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("inside a Tokio runtime"), "{err}");
+}
+
+#[derive(serde::Deserialize, Debug)]
+struct Served {
+    ok: bool,
+    items: Vec<u32>,
+}
+
+#[tokio::test]
+async fn get_all_json_parses_in_input_order() {
+    let server = TestServer::routes();
+    let client = fastreq::stack().retries(0).build().unwrap();
+    let urls = [
+        server.url("/1"),
+        server.url("/2?status=404&bytes=3"),
+        "not a url".to_owned(),
+        server.url("/3"),
+    ];
+    let out = tokio::time::timeout(T, client.get_all_json::<Served, _>(&urls))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 4);
+    let first = out[0].as_ref().unwrap();
+    assert!(first.ok);
+    assert_eq!(first.items.len(), 8);
+    let err = out[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert!(err.to_string().contains("status 404"), "{err}");
+    assert!(out[2].as_ref().unwrap_err().is_invalid_request());
+    assert!(out[3].as_ref().unwrap().ok);
+}
+
+#[test]
+fn blocking_get_all_json() {
+    let server = TestServer::routes();
+    let client = fastreq::stack().build_blocking().unwrap();
+    let out = client
+        .get_all_json::<Served, _>([server.url("/x"), server.url("/y")])
+        .unwrap();
+    assert!(out.iter().all(|r| r.as_ref().unwrap().ok));
+}

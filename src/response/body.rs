@@ -32,12 +32,19 @@ impl ResponseBody {
     }
 
     /// Wraps any body; its errors are turned into [`Error`]s with [`Error::from_boxed`].
+    ///
+    /// A body that already is a `ResponseBody` is returned as it is (not boxed again).
     pub fn new<B>(body: B) -> Self
     where
         B: http_body::Body + Send + 'static,
         B::Data: Into<Bytes>,
         B::Error: Into<BoxError>,
     {
+        let mut slot = Some(body);
+        if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Self>>() {
+            return same.take().expect("just filled");
+        }
+        let body = slot.expect("not taken");
         ResponseBody {
             inner: BodyInner::Boxed(UnsyncBoxBody::new(Converted { inner: body })),
         }

@@ -8,7 +8,7 @@ use http::{Response, Uri};
 
 use super::collect::collect_limited;
 use super::DEFAULT_BODY_LIMIT;
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::{BoxError, Error};
 use crate::ext::{Attempts, BodyLimit, FinalUrl};
 
 /// The encoding named by the `charset` parameter of a `Content-Type` value.
@@ -120,7 +120,7 @@ where
             let bytes = self.bytes().await?;
             serde_json::from_slice(&bytes).map_err(|e| {
                 with_url(
-                    Error::new(ErrorKind::Decode)
+                    Error::new(crate::error::ErrorKind::Decode)
                         .with_message(format!("invalid JSON body: {e}"))
                         .with_source(e),
                     url.as_ref(),
