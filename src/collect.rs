@@ -63,6 +63,7 @@ use tower_service::Service;
 
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::ext::BodyLimit;
+use crate::proxy::SelectedProxy;
 use crate::response::{ResponseBody, DEFAULT_BODY_LIMIT};
 
 /// A request extension asking [`Collect`] to read the whole response body before the
@@ -233,7 +234,14 @@ where
                             None => break,
                             Some(Ok(frame)) => frame,
                             Some(Err(e)) => {
-                                let err = body_error(Error::from_boxed(e.into()));
+                                let mut err = body_error(Error::from_boxed(e.into()));
+                                // Name the proxy the body came through, when one did.
+                                if err.proxy().is_none() {
+                                    let head = parts.as_deref();
+                                    if let Some(p) = head.and_then(|h| h.extensions.get::<SelectedProxy>()) {
+                                        err = err.with_proxy(p.0.clone());
+                                    }
+                                }
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(err));
                             }

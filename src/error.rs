@@ -5,8 +5,11 @@
 //! [`Error::url`] (already redacted), and walk [`std::error::Error::source`] for the cause.
 //!
 //! URLs inside errors, logs and command-line output never show secrets: the userinfo
-//! (`user:password@`) is always removed, and query parameters whose names look like secrets
-//! (see [`DEFAULT_REDACTED_PARAMS`]) have their values replaced by `REDACTED`.
+//! (`user:password@`) is always removed, and query and fragment parameters whose names look
+//! like secrets (see [`DEFAULT_REDACTED_PARAMS`]) have their values replaced by `REDACTED`.
+//! Redaction works on the structure of the text, so a string that does not parse as a URL
+//! is redacted too. An error keeps at most the first 2,048 bytes of a URL (after redaction)
+//! and 4,096 bytes of a message; the rest is replaced by `…[truncated, N bytes]`.
 //!
 //! # Examples
 //!
@@ -22,25 +25,72 @@
 //! assert_eq!(redacted, "https://api.test/v1?api_key=REDACTED&q=rust");
 //! ```
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
+
+use crate::proxy::Proxy;
 
 /// A type-erased error, as used by `tower` and `hyper` for sources.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Query parameter names whose values are hidden by [`redact_url`].
+/// The most of a URL (redacted) an [`Error`] keeps, in bytes.
+const MAX_URL_LEN: usize = 2048;
+/// The most of a message an [`Error`] keeps, in bytes.
+const MAX_MESSAGE_LEN: usize = 4096;
+
+/// Parameter names whose values are hidden by [`redact_url`], in the query and in the
+/// fragment.
 ///
-/// Matching is ASCII case-insensitive on the whole name.
+/// Matching is ASCII case-insensitive on the whole (percent-decoded) name; `-` and `_` are
+/// not interchangeable, so both spellings are listed where both are in use:
+///
+/// - API keys: `key`, `api_key`, `apikey`, `api-key`, `x-api-key`;
+/// - tokens: `token`, `access_token`, `refresh_token`, `id_token`, `auth_token`,
+///   `session_token`, `jwt`;
+/// - secrets and passwords: `secret`, `client_secret`, `password`, `passwd`, `pwd`,
+///   `private_key`;
+/// - signatures of signed URLs: `sig`, `signature`, and AWS S3's and Google Cloud
+///   Storage's `x-amz-signature`, `x-amz-credential`, `x-amz-security-token`,
+///   `x-goog-signature`, `x-goog-credential`;
+/// - credentials and sessions: `auth`, `authorization`, `session`, `sessionid`,
+///   `session_id`.
+///
+/// Not listed: OAuth's `code` (a one-time authorization code: worthless without the
+/// client's secret or PKCE verifier, while `code` names a country, product or status code
+/// in many data APIs whose URLs are worth reading in logs) and `state`. Add them with
+/// [`Redactor::new`] (e.g. [`BackendBuilder::redact_query_params`](crate::BackendBuilder::redact_query_params))
+/// if your URLs carry them.
 pub const DEFAULT_REDACTED_PARAMS: &[&str] = &[
     "key",
     "api_key",
     "apikey",
+    "api-key",
+    "x-api-key",
     "token",
     "access_token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "session_token",
+    "jwt",
     "secret",
+    "client_secret",
     "password",
+    "passwd",
+    "pwd",
+    "private_key",
     "sig",
     "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "auth",
+    "authorization",
+    "session",
+    "sessionid",
+    "session_id",
 ];
 
 /// What kind of failure an [`Error`] is.
@@ -100,7 +150,7 @@ impl ErrorKind {
         }
     }
 
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             ErrorKind::InvalidRequest => "invalid request",
             ErrorKind::Connect => "connection failed",
@@ -129,8 +179,13 @@ impl fmt::Display for ErrorKind {
 /// The error type of fastreq.
 ///
 /// Cheap to move (one pointer). It carries its [`ErrorKind`], an optional message, the
-/// request URL with secrets redacted, the number of attempts made (when a retry layer
-/// counted them) and the underlying cause as its [`source`](std::error::Error::source).
+/// request URL with secrets redacted, the proxy the failed attempt went through, the number
+/// of attempts made (when a retry layer counted them) and the underlying cause as its
+/// [`source`](std::error::Error::source).
+///
+/// A URL is kept up to its first 2,048 bytes (after redaction) and a message up to 4,096
+/// bytes; longer ones end with `…[truncated, N bytes]`, N being the full length, so a huge
+/// URL never makes a huge error.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -139,6 +194,7 @@ struct Inner {
     kind: ErrorKind,
     message: Option<String>,
     url: Option<String>,
+    proxy: Option<Proxy>,
     attempts: Option<u32>,
     source: Option<BoxError>,
     // The response body failed while it was read inside the request (see `collect`).
@@ -153,6 +209,7 @@ impl Error {
                 kind,
                 message: None,
                 url: None,
+                proxy: None,
                 attempts: None,
                 source: None,
                 body_failed: false,
@@ -172,9 +229,10 @@ impl Error {
         self.inner.body_failed
     }
 
-    /// Sets a human-readable message. It must not contain secrets.
+    /// Sets a human-readable message. It must not contain secrets. Past 4,096 bytes it is
+    /// truncated (see the [type docs](Self)).
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.inner.message = Some(message.into());
+        self.inner.message = Some(truncate(message.into(), MAX_MESSAGE_LEN));
         self
     }
 
@@ -184,15 +242,27 @@ impl Error {
         self
     }
 
-    /// Records the request URL, redacted with [`redact_url`].
+    /// Records the request URL, redacted with [`redact_url`], then truncated past 2,048
+    /// bytes (see the [type docs](Self)).
     pub fn with_url(mut self, url: impl fmt::Display) -> Self {
-        self.inner.url = Some(redact_url(&url.to_string()));
+        self.inner.url = Some(truncate(redact_url(&url.to_string()), MAX_URL_LEN));
         self
     }
 
-    /// Records the request URL, redacted with the given [`Redactor`].
+    /// Records the request URL, redacted with the given [`Redactor`], then truncated past
+    /// 2,048 bytes.
     pub fn with_url_redacted(mut self, url: impl fmt::Display, redactor: &Redactor) -> Self {
-        self.inner.url = Some(redactor.redact(&url.to_string()));
+        self.inner.url = Some(truncate(redactor.redact(&url.to_string()), MAX_URL_LEN));
+        self
+    }
+
+    /// Records the proxy the failed attempt went through.
+    ///
+    /// fastreq sets it on every error of an attempt sent through a proxy, whatever its
+    /// kind; [`Display`](fmt::Display) then names the proxy (credentials hidden) unless the
+    /// message already does.
+    pub fn with_proxy(mut self, proxy: Proxy) -> Self {
+        self.inner.proxy = Some(proxy);
         self
     }
 
@@ -229,6 +299,37 @@ impl Error {
     /// The request URL, redacted, if known.
     pub fn url(&self) -> Option<&str> {
         self.inner.url.as_deref()
+    }
+
+    /// The proxy the failed attempt went through, if it went through one.
+    ///
+    /// Set on this error or on a fastreq error it wraps (such as the retry layer's "not
+    /// retried" mark). Its [`Display`](fmt::Display) hides the credentials. Absent for a
+    /// direct request and for a request that was never sent (such as
+    /// [`NoProxyAvailable`](ErrorKind::NoProxyAvailable); the proxy whose failure caused
+    /// that one is a [`ProxyError`](crate::proxy::ProxyError) in its source chain).
+    pub fn proxy(&self) -> Option<&Proxy> {
+        if let Some(p) = &self.inner.proxy {
+            return Some(p);
+        }
+        let mut next = self.inner.source.as_deref().map(as_dyn);
+        for _ in 0..64 {
+            let e = next?;
+            if let Some(p) = e
+                .downcast_ref::<Error>()
+                .and_then(|f| f.inner.proxy.as_ref())
+            {
+                return Some(p);
+            }
+            next = match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(as_dyn(inner)),
+                None => e.source(),
+            };
+        }
+        None
     }
 
     /// The number of attempts made, if a retry layer counted them.
@@ -308,6 +409,9 @@ impl fmt::Debug for Error {
         if let Some(u) = &self.inner.url {
             d.field("url", u);
         }
+        if let Some(p) = &self.inner.proxy {
+            d.field("proxy", p);
+        }
         if let Some(a) = &self.inner.attempts {
             d.field("attempts", a);
         }
@@ -326,6 +430,16 @@ impl fmt::Display for Error {
         }
         if let Some(u) = &self.inner.url {
             write!(f, " ({u})")?;
+        }
+        if let Some(p) = self.proxy() {
+            let named = self
+                .inner
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains(p.as_str()));
+            if !named {
+                write!(f, " through proxy {p}")?;
+            }
         }
         if let Some(a) = self.inner.attempts {
             if a > 1 {
@@ -364,6 +478,28 @@ impl From<http::Error> for Error {
     }
 }
 
+fn as_dyn<'a>(
+    e: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    e
+}
+
+/// `s` if it has at most `max` bytes, else its first `max` bytes (cut on a char boundary)
+/// followed by `…[truncated, N bytes]`.
+pub(crate) fn truncate(s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + 32);
+    out.push_str(&s[..cut]);
+    let _ = write!(out, "…[truncated, {} bytes]", s.len());
+    out
+}
+
 /// Calls `f` on every error in the chain of `err`, looking inside `io::Error`s too (their
 /// `source` skips the error they wrap). Stops after 64 links, so a cyclic chain ends.
 pub(crate) fn visit_chain(
@@ -389,33 +525,59 @@ pub(crate) fn visit_chain(
     }
 }
 
-/// Redacts secrets in URLs: userinfo always, and the values of listed query parameters.
+/// Redacts secrets in URLs: userinfo always, and the values of listed parameters.
 ///
 /// Cheap to clone (the list is shared). [`Redactor::default`] uses
 /// [`DEFAULT_REDACTED_PARAMS`].
 ///
+/// It works on the text, not on a parsed URL, so that what fails to parse is redacted too:
+///
+/// - **userinfo**: a `user:password@` in front of the host goes, whatever comes before it
+///   (`http://`, `http:/`, `http:`, `//`, or nothing); an `@` later in the path stays;
+/// - **parameters**: in the query and in the fragment (`#access_token=…`), separated by
+///   `&` or `;` (or a further `?` or `#`), the value of each listed name becomes
+///   `REDACTED`.
+///
+/// A URL without `@` and without `=` after its `?` or `#` is copied as it is, after one scan.
+///
 /// ```
 /// let r = fastreq::Redactor::new(["session"]);
 /// assert_eq!(r.redact("http://h.test/?session=abc&x=1"), "http://h.test/?session=REDACTED&x=1");
+/// assert_eq!(
+///     fastreq::redact_url("http:/alice:s3cret@[::1/a?x=1;token=t0k#id_token=i0k"),
+///     "http:/[::1/a?x=1;token=REDACTED#id_token=REDACTED",
+/// );
 /// ```
 #[derive(Clone)]
 pub struct Redactor {
     params: Arc<[Box<str>]>,
+    /// Bit `n` set when a listed name has `n` bytes (63: 63 or more): most names are ruled
+    /// out by their length alone.
+    lengths: u64,
+}
+
+/// Schemes kept in front of userinfo even without a slash after them (`http:user:pw@h`).
+const KNOWN_SCHEMES: &[&str] = &[
+    "http", "https", "ws", "wss", "ftp", "socks4", "socks4a", "socks5", "socks5h",
+];
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl Redactor {
-    /// A redactor hiding the values of the named query parameters (ASCII case-insensitive).
+    /// A redactor hiding the values of the named parameters (ASCII case-insensitive).
     pub fn new<I, S>(params: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Redactor {
-            params: params
-                .into_iter()
-                .map(|s| s.as_ref().to_ascii_lowercase().into_boxed_str())
-                .collect(),
-        }
+        let params: Arc<[Box<str>]> = params
+            .into_iter()
+            .map(|s| s.as_ref().to_ascii_lowercase().into_boxed_str())
+            .collect();
+        let lengths = params.iter().fold(0, |m, p| m | length_bit(p.len()));
+        Redactor { params, lengths }
     }
 
     /// The parameter names this redactor hides.
@@ -424,59 +586,125 @@ impl Redactor {
     }
 
     fn is_secret(&self, name: &str) -> bool {
-        self.params.iter().any(|p| p.eq_ignore_ascii_case(name))
+        if name.contains(['%', '+']) {
+            let decoded = form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            return self.is_listed(&decoded);
+        }
+        self.is_listed(name)
     }
 
-    /// Returns `url` with userinfo removed and secret query values replaced by `REDACTED`.
+    #[inline]
+    fn is_listed(&self, name: &str) -> bool {
+        self.lengths & length_bit(name.len()) != 0
+            && self.params.iter().any(|p| p.eq_ignore_ascii_case(name))
+    }
+
+    /// Returns `url` with userinfo removed and secret parameter values replaced by
+    /// `REDACTED`.
     ///
     /// Works on anything URL-shaped, also on strings that do not parse as URLs.
     pub fn redact(&self, url: &str) -> String {
-        let (before_fragment, fragment) = match url.find('#') {
+        let (base, tail) = match url.find(['?', '#']) {
             Some(i) => url.split_at(i),
             None => (url, ""),
         };
-        let (base, query) = match before_fragment.find('?') {
-            Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
-            None => (before_fragment, None),
-        };
+        let userinfo = userinfo_range(base);
+        if userinfo.is_none() && !tail.contains('=') {
+            return url.to_owned();
+        }
         let mut out = String::with_capacity(url.len());
-        // Userinfo: between "://" and the first '@' that comes before the path.
-        match base.find("://") {
-            Some(i) => {
-                let authority_start = i + 3;
-                let rest = &base[authority_start..];
-                let authority_end = rest.find('/').unwrap_or(rest.len());
-                let authority = &rest[..authority_end];
-                out.push_str(&base[..authority_start]);
-                match authority.rfind('@') {
-                    Some(at) => out.push_str(&authority[at + 1..]),
-                    None => out.push_str(authority),
-                }
-                out.push_str(&rest[authority_end..]);
+        match userinfo {
+            Some((start, end)) => {
+                out.push_str(&base[..start]);
+                out.push_str(&base[end..]);
             }
             None => out.push_str(base),
         }
-        if let Some(query) = query {
-            out.push('?');
-            for (n, pair) in query.split('&').enumerate() {
-                if n > 0 {
-                    out.push('&');
-                }
-                let name = pair.split('=').next().unwrap_or("");
-                let decoded: String = form_urlencoded::parse(name.as_bytes())
-                    .next()
-                    .map(|(k, _)| k.into_owned())
-                    .unwrap_or_default();
-                if pair.contains('=') && self.is_secret(&decoded) {
+        // `tail` is empty or starts with '?' or '#': separator, pair, separator, pair...
+        let mut rest = tail;
+        while let Some(sep) = rest.chars().next() {
+            out.push(sep);
+            rest = &rest[1..];
+            let end = rest.find(['&', ';', '?', '#']).unwrap_or(rest.len());
+            let pair = &rest[..end];
+            match pair.split_once('=') {
+                Some((name, _)) if self.is_secret(name) => {
                     out.push_str(name);
                     out.push_str("=REDACTED");
-                } else {
-                    out.push_str(pair);
                 }
+                _ => out.push_str(pair),
             }
+            rest = &rest[end..];
         }
-        out.push_str(fragment);
         out
+    }
+}
+
+/// The byte range of `user:password@` in `base` (a URL without query and fragment), if any.
+fn userinfo_range(base: &str) -> Option<(usize, usize)> {
+    // Most URLs: no '@' at all, one scan.
+    let first_at = base.find('@')?;
+    let b = base.as_bytes();
+    // The authority starts after the scheme and its slashes, however many (or none).
+    let mut start = 0;
+    if let Some(colon) = scheme_end(b) {
+        let slash_follows = matches!(b.get(colon + 1), Some(b'/' | b'\\'));
+        if slash_follows
+            || KNOWN_SCHEMES
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&base[..colon]))
+        {
+            start = colon + 1;
+        }
+    }
+    while matches!(b.get(start), Some(b'/' | b'\\')) {
+        start += 1;
+    }
+    if first_at < start {
+        return None;
+    }
+    let end = base[start..]
+        .find(['/', '\\'])
+        .map_or(base.len(), |i| start + i);
+    if let Some(at) = base[start..end].rfind('@') {
+        return Some((start, start + at + 1));
+    }
+    // An '@' only after the first slash is in the path ("/@user"), unless what comes before
+    // the slash is "user:pass", a password with an unencoded '/' ("u:pa/ss@host"): its
+    // "port" is not a number.
+    if looks_like_user_and_password(&base[start..end]) {
+        let at = end + base[end..].find('@')?;
+        return Some((start, at + 1));
+    }
+    None
+}
+
+/// The index of the ':' ending a scheme (`[A-Za-z][A-Za-z0-9+.-]*:`) at the start of `b`.
+fn scheme_end(b: &[u8]) -> Option<usize> {
+    if !b.first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        match c {
+            b':' => return Some(i),
+            c if c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.') => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Whether an authority without '@' reads as `user:pass` rather than `host[:port]`.
+fn looks_like_user_and_password(authority: &str) -> bool {
+    if authority.starts_with('[') {
+        return false;
+    }
+    match authority.rsplit_once(':') {
+        Some((_, port)) => !port.bytes().all(|c| c.is_ascii_digit()),
+        None => false,
     }
 }
 
@@ -493,7 +721,8 @@ impl fmt::Debug for Redactor {
 }
 
 /// Redacts `url` with the default [`Redactor`]: userinfo removed, values of
-/// [`DEFAULT_REDACTED_PARAMS`] replaced by `REDACTED`.
+/// [`DEFAULT_REDACTED_PARAMS`] replaced by `REDACTED`, in URLs that parse and in those that
+/// do not.
 pub fn redact_url(url: &str) -> String {
     thread_local! {
         static DEFAULT: Redactor = Redactor::default();
@@ -540,5 +769,120 @@ mod tests {
         assert_eq!(Error::from_boxed(e).kind(), ErrorKind::Tls);
         let io: BoxError = Box::new(std::io::Error::other("x"));
         assert_eq!(Error::from_boxed(io).kind(), ErrorKind::Io);
+    }
+
+    #[test]
+    fn userinfo_is_removed_whatever_the_scheme_separator() {
+        for (input, want) in [
+            ("http:/alice:s3cret@[::1/a", "http:/[::1/a"),
+            ("http:alice:s3cret@h.test/a", "http:h.test/a"),
+            ("//alice:s3cret@h.test/a", "//h.test/a"),
+            ("alice:s3cret@h.test/x", "h.test/x"),
+            ("http:\\\\alice:s3cret@h.test\\x", "http:\\\\h.test\\x"),
+            ("HTTPS:///alice:s3cret@h.test", "HTTPS:///h.test"),
+            (
+                "socks5h://alice:s3cret@h.test:1080",
+                "socks5h://h.test:1080",
+            ),
+            // An unencoded '/' in the password ends the authority early: still removed.
+            ("http://alice:s3c/ret@h.test/a", "http://h.test/a"),
+            ("ftp://alice:s3cret@h.test@evil/", "ftp://evil/"),
+        ] {
+            let got = redact_url(input);
+            assert_eq!(got, want, "{input}");
+            assert!(!got.contains("s3c"), "{input} -> {got}");
+        }
+        // An '@' in the path (or after a real port) is not userinfo.
+        for keep in [
+            "https://medium.test/@user/post",
+            "http://h.test:8080/a@b",
+            "http://[::1]:80/@x",
+            "http://h.test:/p@q",
+            "h.test/@x",
+        ] {
+            assert_eq!(redact_url(keep), keep);
+        }
+    }
+
+    #[test]
+    fn fragments_and_semicolon_parameters_are_redacted() {
+        assert_eq!(
+            redact_url("https://app.test/cb#access_token=AT&id_token=IT&state=ok"),
+            "https://app.test/cb#access_token=REDACTED&id_token=REDACTED&state=ok"
+        );
+        assert_eq!(
+            redact_url("http://h.test/?a=1;token=T;b=2"),
+            "http://h.test/?a=1;token=REDACTED;b=2"
+        );
+        assert_eq!(
+            redact_url("http://h.test/#/route?refresh_token=R"),
+            "http://h.test/#/route?refresh_token=REDACTED"
+        );
+        assert_eq!(
+            redact_url("http://h.test/?next=/a?password=P#x"),
+            "http://h.test/?next=/a?password=REDACTED#x"
+        );
+        // A bad URL too.
+        assert_eq!(
+            redact_url("http:/u:p@[::1/a?X-Amz-Signature=S#Session=T"),
+            "http:/[::1/a?X-Amz-Signature=REDACTED#Session=REDACTED"
+        );
+    }
+
+    #[test]
+    fn the_default_list_covers_common_secret_names_case_insensitively() {
+        for name in [
+            "client_secret",
+            "REFRESH_TOKEN",
+            "id_token",
+            "X-Amz-Signature",
+            "x-amz-credential",
+            "X-Amz-Security-Token",
+            "auth",
+            "Authorization",
+            "passwd",
+            "pwd",
+            "session",
+            "SessionId",
+            "private_key",
+            "jwt",
+            "x-goog-signature",
+            "api-key",
+        ] {
+            let url = format!("http://h.test/?{name}=v4lue&q=1");
+            let got = redact_url(&url);
+            assert_eq!(got, format!("http://h.test/?{name}=REDACTED&q=1"), "{name}");
+        }
+        for name in ["code", "q", "page", "state", "keys", "author"] {
+            let url = format!("http://h.test/?{name}=v");
+            assert_eq!(redact_url(&url), url, "{name} is not a secret");
+        }
+    }
+
+    #[test]
+    fn urls_in_errors_are_capped_after_redaction() {
+        let mut huge = String::from("http://u:s3cret@h.test/?token=abc&p=");
+        huge.push_str(&"é".repeat(512 * 1024)); // 1 MiB of two-byte chars
+        let redacted_len = redact_url(&huge).len();
+        let e = Error::new(ErrorKind::Io).with_url(&huge);
+        let url = e.url().unwrap();
+        assert!(url.len() < MAX_URL_LEN + 64, "{}", url.len());
+        assert!(url.starts_with("http://h.test/?token=REDACTED&p=é"));
+        assert!(
+            url.ends_with(&format!("…[truncated, {redacted_len} bytes]")),
+            "{url}"
+        );
+        assert!(e.to_string().len() < MAX_URL_LEN + 128);
+        assert!(format!("{e:?}").len() < MAX_URL_LEN + 128);
+        assert!(!format!("{e} {e:?}").contains("s3cret"));
+        // A message (which may quote the URL) is capped too.
+        let e = Error::new(ErrorKind::InvalidRequest).with_message(format!("invalid URL `{huge}`"));
+        assert!(e.to_string().len() < 2 * MAX_URL_LEN + 128);
+        assert!(e.message().unwrap().contains("…[truncated, "));
+        // Short ones are untouched.
+        let e = Error::new(ErrorKind::Io)
+            .with_url("http://h.test/a")
+            .with_message("m");
+        assert_eq!(e.to_string(), "I/O error: m (http://h.test/a)");
     }
 }

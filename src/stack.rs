@@ -641,9 +641,15 @@ impl StackBuilder {
             None => None,
         };
         let proxy = self.proxies.take().map(|pool| {
-            ProxyRotationLayer::new(pool)
+            let layer = ProxyRotationLayer::new(pool)
                 .strategy(self.proxy_strategy)
-                .when_all_down(self.when_all_proxies_down)
+                .when_all_down(self.when_all_proxies_down);
+            // A wait for a cooled-down proxy never outlasts the per-hop timeout (nor the
+            // total deadline, which the layer reads from the request).
+            match self.timeout {
+                Some(t) => layer.max_wait(t),
+                None => layer,
+            }
         });
         let ua = match std::mem::replace(&mut self.user_agent, UaChoice::Default) {
             UaChoice::Default => UserAgentLayer::new(),

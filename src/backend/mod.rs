@@ -33,7 +33,9 @@
 //! the proxy are `Proxy` errors (a handshake timeout is a `Timeout`), carry a
 //! [`ProxyError`] in their source chain and name the proxy with
 //! its credentials redacted; a 407 answer of a forwarding proxy is such an error too.
-//! Responses through a proxy carry its [`SelectedProxy`].
+//! Responses through a proxy carry its [`SelectedProxy`], and every error of a request
+//! through a proxy, of any kind and also while reading the body, names it
+//! ([`Error::proxy`](crate::Error::proxy)).
 //!
 //! Clones of a backend share one connection pool. Two backends built separately never
 //! share connections, so a backend that skips certificate checks can never hand its
@@ -560,6 +562,9 @@ impl Future for ResponseFuture {
                         if let Some(uri) = this.uri.as_ref() {
                             err = err.with_url_redacted(uri, &shared.redactor);
                         }
+                        if let Some(via) = this.via.as_ref() {
+                            err = err.with_proxy(via.proxy.clone());
+                        }
                         return Poll::Ready(Err(err));
                     }
                 }
@@ -581,7 +586,17 @@ impl Future for ResponseFuture {
                         .into_error();
                         return Poll::Ready(Err(err.with_url_redacted(&uri, &shared.redactor)));
                     }
+                    parts.extensions.insert(FinalUrl(uri));
+                    if *this.body_limit != DEFAULT_BODY_LIMIT {
+                        parts.extensions.insert(BodyLimit(*this.body_limit));
+                    }
+                    // Errors reading the body name the proxy too.
+                    let body = ResponseBody::new(ProxiedBody {
+                        inner: body,
+                        proxy: via.proxy.clone(),
+                    });
                     parts.extensions.insert(SelectedProxy(via.proxy));
+                    return Poll::Ready(Ok(Response::from_parts(parts, body)));
                 }
                 parts.extensions.insert(FinalUrl(uri));
                 // Readers take the default when it is absent: one allocation less.
@@ -590,8 +605,48 @@ impl Future for ResponseFuture {
                 }
                 Ok(Response::from_parts(parts, ResponseBody::hyper(body)))
             }
-            Err(e) => Err(classify(e).with_url_redacted(&uri, &shared.redactor)),
+            Err(e) => {
+                let err = classify(e).with_url_redacted(&uri, &shared.redactor);
+                Err(match this.via.as_ref() {
+                    Some(via) if err.proxy().is_none() => err.with_proxy(via.proxy.clone()),
+                    _ => err,
+                })
+            }
         })
+    }
+}
+
+pin_project! {
+    /// The body of a response through a proxy: its errors name the proxy.
+    struct ProxiedBody {
+        #[pin]
+        inner: hyper::body::Incoming,
+        proxy: Proxy,
+    }
+}
+
+impl http_body::Body for ProxiedBody {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
+        let this = self.project();
+        this.inner.poll_frame(cx).map(|frame| {
+            frame.map(|r| {
+                r.map_err(|e| crate::response::hyper_body_error(e).with_proxy(this.proxy.clone()))
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

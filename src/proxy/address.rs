@@ -188,6 +188,12 @@ impl Proxy {
         self.inner.port
     }
 
+    /// The redacted form, as [`Display`](fmt::Display) prints it: `scheme://host:port`,
+    /// with `***@` when the proxy has credentials.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.inner.display
+    }
+
     /// Whether the proxy has credentials.
     pub fn has_credentials(&self) -> bool {
         self.inner.credentials.is_some()

@@ -60,11 +60,14 @@ impl ProxyError {
         self.kind
     }
 
-    /// A fastreq [`Error`] of this kind, with this message, and this as its source.
+    /// A fastreq [`Error`] of this kind, with this message, naming this proxy
+    /// ([`Error::proxy`]), and this as its source.
     pub fn into_error(self) -> Error {
         let message = self.to_string();
+        let proxy = self.proxy.clone();
         Error::new(self.kind)
             .with_message(message)
+            .with_proxy(proxy)
             .with_source(self)
     }
 
@@ -122,7 +125,104 @@ impl std::error::Error for ProxyError {
 }
 
 /// Whether `err` is a proxy's fault: kind [`Proxy`](ErrorKind::Proxy), or a
-/// [`ProxyError`] in its chain.
+/// [`ProxyError`] in its chain. Not a [`NoProxyAvailable`](ErrorKind::NoProxyAvailable)
+/// error: its cause is an earlier failure, already counted.
 pub(crate) fn is_proxy_failure(err: &Error) -> bool {
-    err.kind() == ErrorKind::Proxy || ProxyError::find(err).is_some()
+    match err.kind() {
+        ErrorKind::Proxy => true,
+        ErrorKind::NoProxyAvailable => false,
+        _ => ProxyError::find(err).is_some(),
+    }
+}
+
+/// At most this many causes of a failure are kept, each cut to this many bytes.
+const MAX_CAUSES: usize = 8;
+const MAX_CAUSE_LEN: usize = 1024;
+
+/// A copy of a proxy failure, kept by the pool to be the cause of the
+/// [`NoProxyAvailable`](ErrorKind::NoProxyAvailable) errors that follow it.
+///
+/// Only text is kept (errors are not `Clone`): the failure's message and the `Display` of
+/// each of its causes, which the backend already keeps free of secrets.
+pub(crate) struct FailureRecord {
+    proxy: Proxy,
+    kind: ErrorKind,
+    message: String,
+    causes: Vec<String>,
+}
+
+impl FailureRecord {
+    /// The record of `err`, a failure of an attempt through `proxy`.
+    pub(crate) fn of(err: &Error, proxy: &Proxy) -> Self {
+        let (proxy, kind, message, source) = match ProxyError::find(err) {
+            Some(pe) => (
+                pe.proxy.clone(),
+                pe.kind,
+                pe.message.clone(),
+                std::error::Error::source(pe),
+            ),
+            None => (
+                proxy.clone(),
+                err.kind(),
+                err.message().unwrap_or(err.kind().describe()).to_owned(),
+                std::error::Error::source(err),
+            ),
+        };
+        let mut causes = Vec::new();
+        if let Some(source) = source {
+            crate::error::visit_chain(source, &mut |e| {
+                if causes.len() < MAX_CAUSES {
+                    causes.push(crate::error::truncate(e.to_string(), MAX_CAUSE_LEN));
+                }
+            });
+        }
+        FailureRecord {
+            proxy,
+            kind,
+            message: crate::error::truncate(message, MAX_CAUSE_LEN),
+            causes,
+        }
+    }
+
+    /// The failure again, as a [`ProxyError`] with its causes.
+    pub(crate) fn to_error(&self) -> ProxyError {
+        let mut chain: Option<Cause> = None;
+        for text in self.causes.iter().rev() {
+            chain = Some(Cause {
+                text: text.clone(),
+                next: chain.map(Box::new),
+            });
+        }
+        let err = ProxyError::new(&self.proxy, self.kind, self.message.clone());
+        match chain {
+            Some(c) => err.with_source(c),
+            None => err,
+        }
+    }
+}
+
+/// One recorded cause: its text and the cause after it.
+struct Cause {
+    text: String,
+    next: Option<Box<Cause>>,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
 }

@@ -13,7 +13,7 @@ use tower_service::Service;
 use super::error::is_proxy_failure;
 use super::layer::ProxyRotationLayer;
 use super::service::{pick, plan_wait};
-use super::ProxyPool;
+use super::{Proxy, ProxyPool};
 use crate::error::Error;
 
 /// At most this many sleeps while waiting for a proxy (each ends when one should recover).
@@ -29,6 +29,8 @@ pin_project! {
         state: State<S::Future, Box<Waiting<S, B>>>,
         // The pool and index of the proxy this attempt uses, to record its outcome.
         track: Option<(ProxyPool, usize)>,
+        // The per-request proxy this attempt uses (not from the pool).
+        via: Option<Proxy>,
     }
 }
 
@@ -76,10 +78,15 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn called(fut: S::Future, track: Option<(ProxyPool, usize)>) -> Self {
+    pub(crate) fn called(
+        fut: S::Future,
+        track: Option<(ProxyPool, usize)>,
+        via: Option<Proxy>,
+    ) -> Self {
         ResponseFuture {
             state: State::Called { fut },
             track,
+            via,
         }
     }
 
@@ -89,6 +96,7 @@ where
                 wait: Box::new(wait),
             },
             track: None,
+            via: None,
         }
     }
 
@@ -96,6 +104,7 @@ where
         ResponseFuture {
             state: State::Failed { error: Some(error) },
             track: None,
+            via: None,
         }
     }
 }
@@ -122,14 +131,33 @@ where
             match this.state.as_mut().project() {
                 StateProj::Called { fut } => {
                     let result = ready!(fut.poll(cx)).map_err(Into::into);
-                    if let Some((pool, i)) = this.track.take() {
-                        match &result {
-                            Ok(_) => pool.inner.record_success(i),
-                            Err(e) if is_proxy_failure(e) => pool.inner.record_failure(i),
-                            Err(_) => {}
+                    let track = this.track.take();
+                    let via = this.via.take();
+                    return Poll::Ready(match result {
+                        Ok(resp) => {
+                            if let Some((pool, i)) = track {
+                                pool.inner.record_success(i);
+                            }
+                            Ok(resp)
                         }
-                    }
-                    return Poll::Ready(result);
+                        Err(mut err) => {
+                            let mut proxy = via;
+                            if let Some((pool, i)) = &track {
+                                if is_proxy_failure(&err) {
+                                    pool.inner.record_failure_of(*i, &err);
+                                }
+                                proxy = pool.inner.entries.get(*i).map(|e| e.proxy.clone());
+                            }
+                            // Every error of an attempt through a proxy names it, whichever
+                            // layer below made it (a hop's timeout, a redirect, the body).
+                            if let Some(p) = proxy {
+                                if err.proxy().is_none() {
+                                    err = err.with_proxy(p);
+                                }
+                            }
+                            Err(err)
+                        }
+                    });
                 }
                 StateProj::Failed { error } => {
                     return Poll::Ready(Err(error.take().expect("polled after completion")));
@@ -142,7 +170,7 @@ where
                         match pick(&wait.config, req) {
                             Some(i) => wait.index = Some(i),
                             None => {
-                                let next = plan_wait(&wait.config, req.uri(), wait.started);
+                                let next = plan_wait(&wait.config, req, wait.started);
                                 match next {
                                     Ok(at) if wait.rounds < MAX_WAIT_ROUNDS => {
                                         wait.rounds += 1;
@@ -151,6 +179,7 @@ where
                                     }
                                     Ok(_) => {
                                         let err = super::service::no_proxy_error(
+                                            &wait.config.pool.inner,
                                             req.uri(),
                                             "no proxy became available after waiting",
                                         );

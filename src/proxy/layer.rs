@@ -16,10 +16,20 @@ use super::ProxyPool;
 pub enum WhenAllDown {
     /// Wait until the first proxy recovers, then use it (the default). The wait happens
     /// in the rotation layer, before the request takes a rate token or a concurrency slot.
-    /// Bound it with [`ProxyRotationLayer::max_wait`].
+    ///
+    /// It never outlasts the request: when the first recovery is later than the request's
+    /// [`Deadline`](crate::ext::Deadline), its [`RequestTimeout`](crate::ext::RequestTimeout)
+    /// or the layer's [`max_wait`](ProxyRotationLayer::max_wait) (the earliest of those
+    /// present), the request fails at once — no sleep until the bound — with
+    /// [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable), saying when the first proxy
+    /// recovers, with the pool's last proxy failure as its source. Without any of those the
+    /// wait is unbounded. The start of a wait is logged at WARN (`all proxies down,
+    /// waiting N s`), once for all the requests waiting for the same recovery.
     #[default]
     Wait,
-    /// Fail at once with [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable).
+    /// Fail at once with [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable), whose
+    /// [source](std::error::Error::source) is the pool's last proxy failure (a
+    /// [`ProxyError`](super::ProxyError): the 407, the SOCKS reply, the refused connection).
     Fail,
     /// Send the request directly, without a proxy. **This exposes your own address to the
     /// target**; only for users who explicitly accept that.
@@ -72,9 +82,19 @@ impl ProxyRotationLayer {
         self
     }
 
-    /// With [`WhenAllDown::Wait`], fail with
-    /// [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable) instead of waiting longer
-    /// than `max` for a proxy to recover (default: no bound).
+    /// With [`WhenAllDown::Wait`], fail at once with
+    /// [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable) when the first proxy recovers
+    /// more than `max` after the request arrived, instead of waiting (default: no bound but
+    /// the request's own [`Deadline`](crate::ext::Deadline) and
+    /// [`RequestTimeout`](crate::ext::RequestTimeout); the earliest bound applies).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fastreq::proxy::{ProxyPool, ProxyRotationLayer};
+    ///
+    /// let pool = ProxyPool::from_lines("10.0.0.1:3128").unwrap();
+    /// let layer = ProxyRotationLayer::new(pool).max_wait(Duration::from_secs(30));
+    /// ```
     pub fn max_wait(mut self, max: Duration) -> Self {
         self.max_wait = Some(max);
         self

@@ -16,9 +16,16 @@
 //!   [`ProxyError`] — cools down for 60 s, doubling on repeated failures up to 15 min
 //!   (see [`ProxyPoolBuilder::cooldown`]); a success clears it.
 //! - **All cooling down** ([`WhenAllDown`]): wait for the first to recover (default; the wait
-//!   happens here, above rate limits and concurrency limits, so it holds neither), or fail
-//!   with [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable). Going direct happens
-//!   only with [`WhenAllDown::GoDirect`]: it would expose your address.
+//!   happens here, above rate limits and concurrency limits, so it holds neither, and never
+//!   beyond the request's [`Deadline`](crate::ext::Deadline),
+//!   [`RequestTimeout`](crate::ext::RequestTimeout) or
+//!   [`max_wait`](ProxyRotationLayer::max_wait)), or fail with
+//!   [`NoProxyAvailable`](crate::ErrorKind::NoProxyAvailable), whose source is the last
+//!   proxy failure. Going direct happens only with [`WhenAllDown::GoDirect`]: it would
+//!   expose your address.
+//! - **Errors name the proxy**: every error of an attempt through a proxy (of the pool or a
+//!   [`ProxyOverride`]), whatever its kind, carries it: [`Error::proxy`](crate::Error::proxy),
+//!   and its `Display` names it with the credentials hidden.
 //! - **Per request**: a [`ProxyOverride`] extension (`Some(proxy)` or `None` for direct)
 //!   bypasses the pool.
 //! - **Validation**: [`ProxyPool::validate`] probes every proxy concurrently and reports which

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::address::{parse_line, redact_line};
-use super::{IntoProxy, Proxy};
+use super::error::FailureRecord;
+use super::{IntoProxy, Proxy, ProxyError};
 use crate::error::Error;
 
 /// Default first cooldown of a failing proxy.
@@ -59,6 +60,12 @@ pub(crate) struct PoolInner {
     cooldown: Duration,
     max_cooldown: Duration,
     epoch: Instant,
+    /// The last failure of any proxy, the cause of the `NoProxyAvailable` errors after it.
+    /// Locked only to record a failure and to make such an error.
+    last_failure: Mutex<Option<FailureRecord>>,
+    /// The recovery instant (as in `Entry::until`) of the last "all proxies down" warning,
+    /// so that the requests waiting for the same recovery log one warning, not one each.
+    warned: AtomicU64,
 }
 
 /// One proxy and its health.
@@ -175,6 +182,29 @@ impl PoolInner {
         {
             e.failures.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Records `err`, a failure of entry `i`, as the pool's last failure, and cools `i` down.
+    pub(crate) fn record_failure_of(&self, i: usize, err: &Error) {
+        let Some(e) = self.entries.get(i) else { return };
+        let record = FailureRecord::of(err, &e.proxy);
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+        self.record_failure(i);
+    }
+
+    /// The last failure recorded with [`record_failure_of`](Self::record_failure_of).
+    pub(crate) fn last_failure(&self) -> Option<ProxyError> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(FailureRecord::to_error)
+    }
+
+    /// True for the first caller about a wait until `at`: it logs the warning.
+    pub(crate) fn first_to_warn(&self, at: Instant) -> bool {
+        let key = nanos_since(self.epoch, at);
+        self.warned.swap(key, Ordering::Relaxed) != key
     }
 
     pub(crate) fn record_failure(&self, i: usize) {
@@ -509,6 +539,8 @@ impl ProxyPoolBuilder {
                 cooldown: self.cooldown,
                 max_cooldown: self.max_cooldown,
                 epoch: Instant::now(),
+                last_failure: Mutex::new(None),
+                warned: AtomicU64::new(0),
             }),
         })
     }

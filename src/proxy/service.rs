@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Request;
 use tokio::time::Instant;
@@ -13,6 +14,7 @@ use super::layer::{ProxyRotationLayer, WhenAllDown};
 use super::picker::PickContext;
 use super::pool::{PoolInner, Recovery};
 use crate::error::{Error, ErrorKind};
+use crate::ext::{Deadline, RequestTimeout};
 
 /// Routes each attempt through a proxy of a pool; made by [`ProxyRotationLayer`].
 #[derive(Clone)]
@@ -71,44 +73,138 @@ pub(crate) fn pick<B>(config: &ProxyRotationLayer, req: &mut Request<B>) -> Opti
     Some(i)
 }
 
-/// The error for "no proxy now".
-pub(crate) fn no_proxy_error(uri: &http::Uri, why: &str) -> Error {
-    Error::new(ErrorKind::NoProxyAvailable)
-        .with_message(why.to_owned())
-        .with_url(uri)
+/// The error for "no proxy now": `why`, then the pool's last proxy failure (also its
+/// source, so the user sees why the proxies are down).
+pub(crate) fn no_proxy_error(pool: &PoolInner, uri: &http::Uri, why: &str) -> Error {
+    let mut err = Error::new(ErrorKind::NoProxyAvailable).with_url(uri);
+    match pool.last_failure() {
+        Some(last) => {
+            err = err
+                .with_message(format!("{why}; the last failure: {last}"))
+                .with_source(last);
+        }
+        None => err = err.with_message(why.to_owned()),
+    }
+    err
 }
 
-/// What to do when the picker found no proxy: wait until `Some(instant)`, or fail.
-pub(crate) fn plan_wait(
+/// "all 3 proxies are cooling down; the first recovers in 58 s"
+fn cooling_down(n: usize, wait: Duration) -> String {
+    let wait = secs(wait);
+    if n == 1 {
+        format!("the only proxy is cooling down; it recovers in {wait}")
+    } else {
+        format!("all {n} proxies are cooling down; the first recovers in {wait}")
+    }
+}
+
+/// A duration for people: "60 s", "2.5 s", "40 ms".
+fn secs(d: Duration) -> String {
+    if d < Duration::from_millis(950) {
+        return format!("{} ms", d.as_millis());
+    }
+    let tenths = (d.as_millis() + 50) / 100;
+    if tenths % 10 == 0 {
+        format!("{} s", tenths / 10)
+    } else {
+        format!("{}.{} s", tenths / 10, tenths % 10)
+    }
+}
+
+/// What bounds a wait for a proxy.
+enum Bound {
+    MaxWait(Duration),
+    Timeout(Duration),
+    Deadline,
+}
+
+/// The earliest instant a request may wait until for a proxy, and what sets it: the
+/// layer's `max_wait`, the request's [`RequestTimeout`] (both from `started`) and its
+/// [`Deadline`]. `None`: unbounded.
+fn wait_limit<B>(
     config: &ProxyRotationLayer,
-    uri: &http::Uri,
+    req: &Request<B>,
+    started: Instant,
+) -> Option<(Instant, Bound)> {
+    let mut best: Option<(Instant, Bound)> = None;
+    let mut consider = |at: Option<Instant>, bound: Bound| {
+        if let Some(at) = at {
+            if best.as_ref().is_none_or(|(b, _)| at < *b) {
+                best = Some((at, bound));
+            }
+        }
+    };
+    if let Some(max) = config.max_wait {
+        consider(started.checked_add(max), Bound::MaxWait(max));
+    }
+    if let Some(RequestTimeout(t)) = req.extensions().get::<RequestTimeout>() {
+        consider(started.checked_add(*t), Bound::Timeout(*t));
+    }
+    if let Some(Deadline(d)) = req.extensions().get::<Deadline>() {
+        consider(Some(*d), Bound::Deadline);
+    }
+    best
+}
+
+/// What to do when the picker found no proxy: wait until the instant returned (the first
+/// recovery), or fail at once when that is beyond the request's bound (see [`wait_limit`]).
+pub(crate) fn plan_wait<B>(
+    config: &ProxyRotationLayer,
+    req: &Request<B>,
     started: Instant,
 ) -> Result<Instant, Error> {
     let pool = &config.pool.inner;
     let n = pool.entries.len();
     match pool.recovery() {
-        Recovery::Never => Err(no_proxy_error(uri, "every proxy was removed from the pool")),
+        Recovery::Never => Err(no_proxy_error(
+            pool,
+            req.uri(),
+            "every proxy was removed from the pool",
+        )),
         // A proxy recovered since the pick (or a custom picker declined): pick again now.
         Recovery::Now => Ok(Instant::now()),
         Recovery::At(at) => {
-            let wait = at.saturating_duration_since(Instant::now());
-            let over = match config.max_wait {
-                Some(max) => at.saturating_duration_since(started) > max,
-                None => false,
+            let Some((limit, bound)) = wait_limit(config, req, started) else {
+                return Ok(at);
             };
-            if over {
-                Err(no_proxy_error(
-                    uri,
-                    &format!(
-                        "all {n} proxies are cooling down; the first recovers in {wait:?}, \
-                         beyond the maximum wait of {:?}",
-                        config.max_wait.unwrap_or_default()
-                    ),
-                ))
-            } else {
-                Ok(at)
+            if at <= limit {
+                return Ok(at);
             }
+            let now = Instant::now();
+            let beyond = match bound {
+                Bound::MaxWait(max) => format!("the maximum wait of {}", secs(max)),
+                Bound::Timeout(t) => format!("the request timeout of {}", secs(t)),
+                Bound::Deadline if limit <= now => {
+                    "the request's deadline, which has passed".to_owned()
+                }
+                Bound::Deadline => format!(
+                    "the request's deadline (in {})",
+                    secs(limit.saturating_duration_since(now))
+                ),
+            };
+            let why = format!(
+                "{}, beyond {beyond}",
+                cooling_down(n, at.saturating_duration_since(now))
+            );
+            Err(no_proxy_error(pool, req.uri(), &why))
         }
+    }
+}
+
+/// Logs the start of a wait until `at`: at WARN for the first request waiting for that
+/// recovery, at DEBUG for the others.
+fn log_wait(pool: &PoolInner, at: Instant, wait: Duration) {
+    if pool.first_to_warn(at) {
+        tracing::warn!(
+            proxies = pool.entries.len(),
+            "all proxies down, waiting {}",
+            secs(wait)
+        );
+    } else {
+        tracing::debug!(
+            "all proxies down, waiting {} (one more request)",
+            secs(wait)
+        );
     }
 }
 
@@ -126,41 +222,43 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if req.extensions().get::<ProxyOverride>().is_some() {
-            return ResponseFuture::called(self.inner.call(req), None);
+        if let Some(ProxyOverride(choice)) = req.extensions().get::<ProxyOverride>() {
+            // Errors through a per-request proxy name it too.
+            let via = choice.clone();
+            return ResponseFuture::called(self.inner.call(req), None, via);
         }
         if let Some(i) = pick(&self.config, &mut req) {
             let track = Some((self.config.pool.clone(), i));
-            return ResponseFuture::called(self.inner.call(req), track);
+            return ResponseFuture::called(self.inner.call(req), track, None);
         }
         // Every proxy is cooling down (or the picker declined).
         let config = &self.config;
         match config.when_all_down {
             WhenAllDown::GoDirect => {
                 tracing::debug!("no proxy available; sending directly as configured");
-                ResponseFuture::called(self.inner.call(req), None)
+                ResponseFuture::called(self.inner.call(req), None, None)
             }
             WhenAllDown::Fail => {
                 let pool = &config.pool.inner;
                 let why = match pool.recovery() {
-                    Recovery::At(at) => format!(
-                        "all {} proxies are cooling down; the first recovers in {:?}",
+                    Recovery::At(at) => cooling_down(
                         pool.entries.len(),
-                        at.saturating_duration_since(Instant::now())
+                        at.saturating_duration_since(Instant::now()),
                     ),
                     Recovery::Never => "every proxy was removed from the pool".to_owned(),
                     Recovery::Now => "the proxy picker chose none of the available proxies".into(),
                 };
-                ResponseFuture::failed(no_proxy_error(req.uri(), &why))
+                ResponseFuture::failed(no_proxy_error(pool, req.uri(), &why))
             }
             WhenAllDown::Wait => {
                 let started = Instant::now();
-                match plan_wait(config, req.uri(), started) {
+                match plan_wait(config, &req, started) {
                     Err(e) => ResponseFuture::failed(e),
                     Ok(at) => {
-                        tracing::debug!(
-                            wait = ?at.saturating_duration_since(started),
-                            "every proxy is cooling down; waiting for the first to recover"
+                        log_wait(
+                            &config.pool.inner,
+                            at,
+                            at.saturating_duration_since(started),
                         );
                         // The ready inner service stays here for the next call; the waiting
                         // request drives a clone ready only once a proxy is available, so it

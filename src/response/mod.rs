@@ -38,6 +38,7 @@ mod compact;
 mod ext;
 mod fetched;
 
+pub(crate) use body::hyper_body_error;
 pub use body::ResponseBody;
 pub use ext::ResponseExt;
 pub use fetched::Fetched;

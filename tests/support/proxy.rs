@@ -18,7 +18,8 @@
 //! * Counts accepted connections, established tunnels and forwarded requests, and records
 //!   what it saw: request heads, tunnel targets, and the local addresses of its upstream
 //!   connections (what the target sees as the peer).
-//! * [`Behavior`] makes it refuse (close at once), answer a status, or hang.
+//! * [`Behavior`] makes it refuse (close at once), answer a status, hang, or accept and then
+//!   send garbage.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,22 @@ pub enum Behavior {
     Status(u16),
     /// Accept and never answer.
     Hang,
+    /// Accept the request (HTTP: `CONNECT` answered 200, or a forwarded request; SOCKS: a
+    /// success reply), then send [`GARBAGE`] instead of the target's bytes and close.
+    Garbage,
+}
+
+/// What a proxy in [`Behavior::Garbage`] sends: neither HTTP nor TLS.
+pub const GARBAGE: &[u8] = b"\x00\x01garbage, not HTTP nor TLS\r\n\r\n";
+
+/// Sends [`GARBAGE`] (after `head`, the proxy's own success reply) and closes.
+async fn garbage(mut io: Box<dyn Io>, head: &[u8]) -> std::io::Result<()> {
+    io.write_all(head).await?;
+    io.write_all(GARBAGE).await?;
+    io.flush().await?;
+    // Let the client read it before the close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    io.shutdown().await
 }
 
 /// Which protocol the proxy speaks.
@@ -489,6 +506,14 @@ async fn serve_http(mut io: Box<dyn Io>, stats: &Stats, control: &Control) -> st
             return Ok(());
         }
         Behavior::Status(code) => return reply(&mut io, code, "").await,
+        Behavior::Garbage if method == "CONNECT" => {
+            stats.tunnels.fetch_add(1, Ordering::SeqCst);
+            return garbage(io, b"HTTP/1.1 200 Connection established\r\n\r\n").await;
+        }
+        Behavior::Garbage => {
+            stats.forwarded.fetch_add(1, Ordering::SeqCst);
+            return garbage(io, b"").await;
+        }
         _ => {}
     }
     if let Some((u, p)) = &control.auth {
@@ -630,6 +655,10 @@ async fn serve_socks5(
             io.write_all(&fail(code as u8)).await?;
             return Ok(());
         }
+        Behavior::Garbage => {
+            stats.tunnels.fetch_add(1, Ordering::SeqCst);
+            return garbage(io, &[5, 0, 0, 1, 127, 0, 0, 1, 0, 80]).await;
+        }
         _ => {}
     }
     if head[1] != 1 {
@@ -694,6 +723,10 @@ async fn serve_socks4(
         Behavior::Status(_) => {
             io.write_all(&reject).await?;
             return Ok(());
+        }
+        Behavior::Garbage => {
+            stats.tunnels.fetch_add(1, Ordering::SeqCst);
+            return garbage(io, &[0, 0x5A, 0, 0, 0, 0, 0, 0]).await;
         }
         _ => {}
     }

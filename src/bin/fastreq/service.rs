@@ -98,8 +98,8 @@ where
                 }),
                 Err(error) => Err(Failed {
                     attempts: error.attempts().unwrap_or(1).max(1),
-                    // Known when the proxy itself failed.
-                    proxy: fastreq::proxy::ProxyError::find(&error).map(|p| p.proxy().to_string()),
+                    // Set on every error of an attempt through a proxy.
+                    proxy: error.proxy().map(|p| p.to_string()),
                     error,
                     url: Some(url),
                     elapsed: started.elapsed(),
