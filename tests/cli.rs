@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -69,7 +69,12 @@ fn spawn(args: &[&str], stdin: bool) -> Child {
 }
 
 /// Waits for `child` (killing it after [`RUN_LIMIT`]) and collects its output.
-fn finish(mut child: Child, started: Instant) -> Run {
+fn finish(child: Child, started: Instant) -> Run {
+    finish_within(child, started, RUN_LIMIT)
+}
+
+/// Waits for `child` (killing it after `limit`) and collects its output.
+fn finish_within(mut child: Child, started: Instant, limit: Duration) -> Run {
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -84,11 +89,11 @@ fn finish(mut child: Child, started: Instant) -> Run {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        if started.elapsed() > RUN_LIMIT {
+        if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "fastreq did not finish within {RUN_LIMIT:?}; stderr:\n{}",
+                "fastreq did not finish within {limit:?}; stderr:\n{}",
                 err.join().unwrap().unwrap_or_default()
             );
         }
@@ -540,6 +545,31 @@ fn bad_flags_exit_2_before_any_request() {
             "--proxy",
         ),
         (vec!["fetch", &input, "--frobnicate"], "--frobnicate"),
+        (vec!["fetch", &input, "--resume"], "--output"),
+        (
+            vec!["fetch", &input, "-o", "out.jsonl", "--retry-failed"],
+            "--resume",
+        ),
+        (
+            vec!["fetch", "-o", "out.jsonl", "--resume"],
+            "INPUT as a file",
+        ),
+        (vec!["fetch", &input, "--max-time", "0"], "above 0"),
+        (
+            vec!["fetch", &input, "--when-all-proxies-down", "fail"],
+            "--proxy",
+        ),
+        (
+            vec![
+                "fetch",
+                &input,
+                "--proxy",
+                "http://127.0.0.1:1",
+                "--when-all-proxies-down",
+                "later",
+            ],
+            "later",
+        ),
         (
             vec!["fetch", &input, "--user-agent", "a", "--random-user-agent"],
             "cannot be used with",
@@ -574,7 +604,18 @@ fn bad_flags_exit_2_before_any_request() {
     assert_eq!(fastreq(&[], None).code, Some(2));
     let help = fastreq(&["fetch", "--help"], None);
     assert_eq!(help.code, Some(0));
-    assert!(help.stdout.contains("--insecure-skip-tls-verify"));
+    for needle in [
+        "--insecure-skip-tls-verify",
+        "--resume",
+        "--retry-failed",
+        "--max-time",
+        "--when-all-proxies-down",
+        "exposes your own address",
+        "130 SIGINT, 143 SIGTERM, 129 SIGHUP",
+        "141 the output was closed",
+    ] {
+        assert!(help.stdout.contains(needle), "{needle}: {help:?}");
+    }
     let version = fastreq(&["--version"], None);
     assert_eq!(version.code, Some(0));
     assert!(version.stdout.contains(env!("CARGO_PKG_VERSION")));
@@ -800,7 +841,8 @@ fn ctrl_c_flushes_prints_the_summary_and_exits_130() {
     assert_eq!(lines.len(), 1, "{run:?}");
     assert_response(&lines[0], &fast, 200);
     assert!(
-        run.stderr.contains("interrupted after 1 requests"),
+        run.stderr
+            .contains("interrupted by SIGINT after 1 requests"),
         "{run:?}"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -844,5 +886,517 @@ fn proxies_from_flags_and_file_are_used_and_reported() {
     assert_eq!(line["error"]["kind"], "proxy", "{line}");
     assert!(line["proxy"].as_str().unwrap().contains("***"), "{line}");
     assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Waits (at most 20 s) until `ready()`; panics naming `what` otherwise.
+fn wait_until(what: &str, ready: impl FnMut() -> bool) {
+    wait_until_within(Duration::from_secs(20), what, ready)
+}
+
+/// Waits (at most `limit`) until `ready()`; panics naming `what` otherwise.
+fn wait_until_within(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(unix)]
+fn send_signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name}");
+}
+
+/// The fast requests that were served before the signal all finished (their concurrency
+/// slots went to the slow ones), so the set of outcomes to write is exactly known.
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sighup_write_every_finished_outcome() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let server = TestServer::routes();
+        let dir = temp_dir("sigterm");
+        let mut lines: Vec<String> = (0..100).map(|i| server.url(&format!("/f/{i}"))).collect();
+        lines.extend((0..10).map(|_| server.url("/slow?delay_ms=30000")));
+        let input = write_file(&dir, "urls.txt", &lines.join("\n"));
+        let out = dir.join("out.jsonl");
+        let started = Instant::now();
+        let child = spawn(
+            &[
+                "fetch",
+                &input,
+                "-c",
+                "4",
+                "-o",
+                out.to_str().unwrap(),
+                "--progress",
+                "none",
+            ],
+            false,
+        );
+        // 4 slow requests hold the 4 slots: every fast one has finished.
+        wait_until("the slow requests hold every slot", || {
+            server.hits_for("/slow") == 4
+        });
+        let served_fast = server.hits() - 4;
+        assert_eq!(served_fast, 100);
+        send_signal(&child, signal);
+        let signalled = Instant::now();
+        let run = finish(child, started);
+        assert_eq!(run.code, Some(code), "SIG{signal}: {run:?}");
+        assert!(signalled.elapsed() < Duration::from_secs(10), "{run:?}");
+        let written = parse_lines(&std::fs::read_to_string(&out).unwrap());
+        let indexes: BTreeSet<u64> = written
+            .iter()
+            .map(|l| l["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(written.len() as u64, served_fast, "SIG{signal}: {run:?}");
+        assert_eq!(
+            indexes,
+            (0..100).collect(),
+            "every served response has its line"
+        );
+        for line in &written {
+            assert_eq!(line["status"], 200, "{line}");
+        }
+        assert!(
+            run.stderr
+                .contains(&format!("interrupted by SIG{signal} after 100 requests")),
+            "{run:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// With --ordered, outcomes that finished behind a slow first request are written too (in
+/// input order, with a gap for the cancelled one) rather than dropped with the stream.
+#[cfg(unix)]
+#[test]
+fn ordered_interrupt_writes_the_outcomes_held_back() {
+    let server = TestServer::routes();
+    let dir = temp_dir("ordered-int");
+    let slow = server.url("/slow?delay_ms=30000");
+    let mut lines = vec![slow.clone()];
+    lines.extend((1..=5).map(|i| server.url(&format!("/f/{i}"))));
+    lines.extend((0..10).map(|_| slow.clone()));
+    let input = write_file(&dir, "urls.txt", &lines.join("\n"));
+    let started = Instant::now();
+    let child = spawn(
+        &[
+            "fetch",
+            &input,
+            "-c",
+            "2",
+            "--ordered",
+            "--progress",
+            "none",
+        ],
+        false,
+    );
+    // Index 0 and index 6 hold both slots: 1..=5 have finished, held back behind 0.
+    wait_until("two slow requests hold both slots", || {
+        server.hits_for("/slow") == 2
+    });
+    assert_eq!(server.hits(), 7);
+    send_signal(&child, "INT");
+    let run = finish(child, started);
+    assert_eq!(run.code, Some(130), "{run:?}");
+    let order: Vec<u64> = run
+        .lines()
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(order, [1, 2, 3, 4, 5], "{run:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_closed_output_stops_quietly_with_141() {
+    let server = TestServer::routes();
+    let dir = temp_dir("epipe");
+    let urls: Vec<String> = (0..100)
+        .map(|i| server.url(&format!("/p/{i}?delay_ms=100")))
+        .collect();
+    let input = write_file(&dir, "urls.txt", &urls.join("\n"));
+    let started = Instant::now();
+    let mut child = spawn(&["fetch", &input, "-c", "2", "--progress", "none"], false);
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    {
+        // `| head -1`: read one line, then close the pipe.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(first.starts_with("{\"index\":"), "{first}");
+    }
+    let closed = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            panic!("fastreq did not stop after its output was closed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "stopped soon after: {stderr}"
+    );
+    assert!(!stderr.contains("error"), "no error line: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(stderr.contains("fastreq: output closed after"), "{stderr}");
+    // 100 requests of 100 ms, 2 at a time, would take 5 s: the rest was not sent.
+    assert!(server.hits() < 60, "{} requests sent", server.hits());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn max_time_bounds_the_whole_request() {
+    let server = TestServer::routes();
+    let run = fastreq(
+        &["fetch", "--max-time", "0.5"],
+        Some(&server.url("/slow?delay_ms=5000")),
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let line = &run.lines()[0];
+    assert_failure(line, "timeout");
+    let ms = line["elapsed_ms"].as_f64().unwrap();
+    assert!((450.0..2500.0).contains(&ms), "{line}");
+    assert!(run.elapsed < Duration::from_secs(4), "{run:?}");
+}
+
+#[test]
+fn when_all_proxies_down_fail_or_direct() {
+    let server = TestServer::routes();
+    let dead = format!("http://bob:hunter2@{}", support::closed_port());
+    // The only proxy fails and cools down; the retry finds none.
+    let run = fastreq(
+        &[
+            "fetch",
+            "--retries",
+            "1",
+            "--proxy",
+            &dead,
+            "--when-all-proxies-down",
+            "fail",
+        ],
+        Some(&server.url("/x")),
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let line = &run.lines()[0];
+    assert_failure(line, "no_proxy_available");
+    assert!(run.elapsed < Duration::from_secs(10), "{run:?}");
+    assert_eq!(server.hits(), 0);
+
+    let run = fastreq(
+        &[
+            "fetch",
+            "--retries",
+            "1",
+            "--proxy",
+            &dead,
+            "--when-all-proxies-down",
+            "direct",
+        ],
+        Some(&server.url("/x")),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = &run.lines()[0];
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(line["proxy"].is_null(), "sent directly: {line}");
+    assert_eq!(line["attempts"], 2, "{line}");
+    assert_eq!(server.hits(), 1);
+    assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
+}
+
+/// Parses an output file: index → line, asserting one line per index.
+fn one_line_per_index(text: &str) -> std::collections::BTreeMap<u64, Value> {
+    let mut by_index = std::collections::BTreeMap::new();
+    for line in parse_lines(text) {
+        let index = line["index"].as_u64().unwrap();
+        assert!(
+            by_index.insert(index, line).is_none(),
+            "two lines for index {index}"
+        );
+    }
+    by_index
+}
+
+#[cfg(unix)]
+#[test]
+fn resume_after_sigkill_gives_exactly_one_line_per_index() {
+    const N: u64 = 50_000;
+    let server = TestServer::builder().track_paths(false).routes();
+    let dir = temp_dir("resume-kill");
+    let urls: Vec<String> = (0..N).map(|i| server.url(&format!("/k/{i}"))).collect();
+    let input = write_file(&dir, "urls.txt", &urls.join("\n"));
+    let out = dir.join("out.jsonl");
+    let out_s = out.to_str().unwrap();
+    let args = [
+        "fetch",
+        &input,
+        "-o",
+        out_s,
+        "-c",
+        "64",
+        "--progress",
+        "none",
+    ];
+
+    // A debug build on a loaded machine may do only ~1,000 requests a second: the limits
+    // of this test are wider than the others'.
+    let limit = Duration::from_secs(300);
+    let mut child = spawn(&args, false);
+    wait_until_within(limit, "a fifth of the outcomes are written", || {
+        std::fs::metadata(&out).is_ok_and(|m| m.len() > 2_000_000)
+    });
+    child.kill().unwrap(); // SIGKILL: no flush, no summary
+    let _ = child.wait();
+    let first = std::fs::read(&out).unwrap();
+    let whole = first.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert!(whole < N, "killed mid-way ({whole} lines)");
+    let served_first = server.hits();
+
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let run = finish_within(spawn(&resumed, false), Instant::now(), limit);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'));
+    let by_index = one_line_per_index(&text);
+    assert_eq!(by_index.len() as u64, N);
+    for (index, line) in &by_index {
+        assert_eq!(line["url"], urls[*index as usize].as_str(), "{line}");
+        assert_eq!(line["status"], 200, "{line}");
+    }
+    // Only the missing ones ran again: the kept lines were skipped.
+    let skipped: u64 = run
+        .stderr
+        .split("; ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no skipped count: {run:?}"));
+    // Every whole line is kept; so is a last one cut just before its newline.
+    assert!(
+        skipped == whole || skipped == whole + 1,
+        "{skipped} skipped, {whole} whole lines: {run:?}"
+    );
+    let sent_again = server.hits() - served_first;
+    assert_eq!(sent_again, N - skipped, "{run:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn resume_cuts_a_torn_line_and_runs_only_what_is_missing() {
+    let server = TestServer::routes();
+    let dir = temp_dir("resume-torn");
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/t/{i}"))).collect();
+    let input = write_file(&dir, "urls.txt", &urls.join("\n"));
+    let out = dir.join("out.jsonl");
+    let out_s = out.to_str().unwrap();
+    let run = fastreq(&["fetch", &input, "-o", out_s, "--ordered"], None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(server.hits(), 20);
+
+    // Drop the lines of 3, 7 and 11, and tear the last one (19) in half, as a crash would.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let index = serde_json::from_str::<Value>(l).unwrap()["index"].as_u64();
+            ![Some(3), Some(7), Some(11)].contains(&index)
+        })
+        .collect();
+    let last = kept.pop().unwrap();
+    let mut damaged = kept.join("\n");
+    damaged.push('\n');
+    damaged.push_str(&last[..last.len() / 2]);
+    std::fs::write(&out, &damaged).unwrap();
+
+    let run = fastreq(
+        &["fetch", &input, "-o", out_s, "--resume", "--ordered"],
+        None,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains("incomplete") && run.stderr.contains("line 17"),
+        "the torn line is reported: {run:?}"
+    );
+    assert!(
+        run.stderr.contains("4 requests in") && run.stderr.contains("16 skipped"),
+        "{run:?}"
+    );
+    assert_eq!(server.hits(), 24, "only 3, 7, 11 and 19 ran again");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with(&kept.join("\n")),
+        "the kept lines are untouched"
+    );
+    let by_index = one_line_per_index(&text);
+    assert_eq!(
+        by_index.keys().copied().collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    // The appended lines, in input order with --ordered.
+    let appended: Vec<u64> = parse_lines(&text)[16..]
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(appended, [3, 7, 11, 19]);
+
+    // Nothing left to do: nothing is sent.
+    let run = fastreq(&["fetch", &input, "-o", out_s, "--resume"], None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("0 requests in"), "{run:?}");
+    assert!(run.stderr.contains("20 skipped"), "{run:?}");
+    assert_eq!(server.hits(), 24);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+
+    // A missing output: the run starts from the beginning, and says so.
+    let fresh = dir.join("fresh.jsonl");
+    let run = fastreq(
+        &["fetch", &input, "-o", fresh.to_str().unwrap(), "--resume"],
+        None,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("does not exist yet"), "{run:?}");
+    assert_eq!(
+        one_line_per_index(&std::fs::read_to_string(&fresh).unwrap()).len(),
+        20
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn resume_refuses_a_changed_input() {
+    let server = TestServer::routes();
+    let dir = temp_dir("resume-changed");
+    let urls: Vec<String> = (0..10)
+        .map(|i| server.url(&format!("/c/{i}?token=s3cret")))
+        .collect();
+    let input = write_file(&dir, "urls.txt", &urls.join("\n"));
+    let out = dir.join("out.jsonl");
+    let out_s = out.to_str().unwrap();
+    let run = fastreq(&["fetch", &input, "-o", out_s], None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // Index 3 of the output is missing, so a resume would send it.
+    let text: String = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).unwrap()["index"] != 3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&out, &text).unwrap();
+    let hits = server.hits();
+
+    // A comment and a blank line do not shift the indexes: this is the same input.
+    let mut same = vec!["# the same requests".to_owned(), String::new()];
+    same.extend(urls.iter().cloned());
+    let same = write_file(&dir, "same.txt", &same.join("\n"));
+    // Another URL at index 6.
+    let mut other = urls.clone();
+    other[6] = server.url("/c/other?token=s3cret");
+    let other = write_file(&dir, "other.txt", &other.join("\n"));
+    // A shorter input.
+    let short = write_file(&dir, "short.txt", &urls[..5].join("\n"));
+
+    for (input, needle) in [(&other, "at index 6"), (&short, "fewer requests")] {
+        let run = fastreq(&["fetch", input, "-o", out_s, "--resume"], None);
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains(needle), "{run:?}");
+        assert!(run.stderr.contains("nothing was run"), "{run:?}");
+        assert!(!run.stderr.contains("s3cret"), "redacted: {run:?}");
+        assert_eq!(server.hits(), hits, "no request sent");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            text,
+            "output untouched"
+        );
+    }
+    let run = fastreq(&["fetch", &same, "-o", out_s, "--resume"], None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(server.hits(), hits + 1);
+    assert_eq!(
+        one_line_per_index(&std::fs::read_to_string(&out).unwrap()).len(),
+        10
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn resume_keeps_failures_unless_retry_failed() {
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = {
+        let healthy = healthy.clone();
+        TestServer::start(move |req: TestRequest| {
+            if req.path().starts_with("/sick") && !healthy.load(Ordering::SeqCst) {
+                Reply::reset_before_headers()
+            } else {
+                route(&req)
+            }
+        })
+    };
+    let dir = temp_dir("resume-failed");
+    let urls: Vec<String> = (0..10)
+        .map(|i| {
+            let kind = if i % 3 == 1 { "sick" } else { "well" };
+            server.url(&format!("/{kind}/{i}"))
+        })
+        .collect();
+    let input = write_file(&dir, "urls.txt", &urls.join("\n"));
+    let out = dir.join("out.jsonl");
+    let out_s = out.to_str().unwrap();
+    let run = fastreq(&["fetch", &input, "-o", out_s, "--retries", "0"], None);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let failed: Vec<u64> = one_line_per_index(&std::fs::read_to_string(&out).unwrap())
+        .values()
+        .filter(|l| !l["error"].is_null())
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(failed, [1, 4, 7]);
+    let hits = server.hits();
+
+    // Failures are outcomes too: kept, not sent again.
+    healthy.store(true, Ordering::SeqCst);
+    let run = fastreq(&["fetch", &input, "-o", out_s, "--resume"], None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("10 skipped"), "{run:?}");
+    assert_eq!(server.hits(), hits);
+
+    // --retry-failed: sent again, and the file still has one line per index.
+    let run = fastreq(
+        &["fetch", &input, "-o", out_s, "--resume", "--retry-failed"],
+        None,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains("3 requests in") && run.stderr.contains("7 skipped"),
+        "{run:?}"
+    );
+    assert_eq!(server.hits(), hits + 3);
+    let by_index = one_line_per_index(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(by_index.len(), 10);
+    assert!(
+        by_index.values().all(|l| l["status"] == 200),
+        "{by_index:?}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -7,8 +7,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit status: 0 every request got an HTTP response (any status); 1 some failed (including input
-lines that are not valid requests); 2 usage error, bad flag value or unreadable input (before any
-request); 130 interrupted (Ctrl-C).
+lines that are not valid requests); 2 usage error, bad flag value, unreadable input or (with
+--resume) an input that no longer matches the output, before any request; 129, 130, 143 stopped
+by SIGHUP, SIGINT (Ctrl-C), SIGTERM; 141 the output was closed (e.g. `| head`).
 
 Run `fastreq fetch --help` for the input and output formats.";
 
@@ -30,9 +31,27 @@ status and error kind, req/s, p50/p90/p99 latency of the responses) ends the run
 progress and summary (not errors or warnings).
 Logs: -v info, -vv debug, -vvv trace; with -v, RUST_LOG (when set) picks the filter instead.
 
+Resume (--resume -o FILE): the outcomes already in FILE are kept and their requests are not sent
+again; the others run and their lines are appended, so FILE ends with exactly one line per
+request. A torn last line (the run was killed, the machine lost power) is removed and its request
+runs again. Failed outcomes are kept (not re-run) unless --retry-failed: their lines are then
+removed first (FILE is rewritten to a temporary file and renamed over it, atomically) and the
+requests run again. INPUT must be a file, the one of the first run: if the URL at an index
+differs from the one recorded in FILE, nothing runs and the exit status is 2. Each run appends
+its lines in its own order (--ordered orders them within the run): sort by \"index\" to read
+FILE in input order. Without FILE yet, the run starts from the beginning. The summary and the
+exit status cover this run's requests; the summary also says how many were skipped.
+
+Stopping: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the run the same way: no more input is read,
+requests in flight are cancelled, every outcome already finished is written and flushed (with
+--ordered too, still in input order, with gaps), the summary is printed; a second signal exits
+at once. A closed output (`fastreq fetch big.txt | head -1`) stops the run quietly: requests in
+flight are cancelled, no error is printed.
+
 Exit status: 0 every request got an HTTP response (any status); 1 some failed; 2 usage error,
-bad flag value or unreadable input (before any request); 130 interrupted (Ctrl-C: input stops,
-requests in flight are cancelled, what was written is flushed and the summary printed).";
+bad flag value, unreadable input, or --resume on an input that changed (before any request);
+130 SIGINT, 143 SIGTERM, 129 SIGHUP (128 + the signal); 141 the output was closed (128 +
+SIGPIPE, what a shell reports for `yes | head`).";
 
 /// `fastreq`: many HTTP requests in parallel, politely and reliably.
 #[derive(Debug, Parser)]
@@ -98,6 +117,17 @@ pub enum ProxyStrategyArg {
     Sticky,
 }
 
+/// What a request does when every proxy of the pool is cooling down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhenAllDownArg {
+    /// Wait for the first proxy to recover, bounded by the request's timeout.
+    Wait,
+    /// Fail at once with `no_proxy_available`.
+    Fail,
+    /// Send the request directly: this exposes your own address to the target.
+    Direct,
+}
+
 /// `fastreq fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -121,6 +151,14 @@ pub struct FetchArgs {
     /// Outcomes in input order (default: completion order)
     #[arg(long, help_heading = "Output")]
     pub ordered: bool,
+
+    /// Keep the outcomes already in the -o FILE, run only the others and append their lines
+    #[arg(long, requires = "output", help_heading = "Output")]
+    pub resume: bool,
+
+    /// With --resume: also run again the requests whose outcome in FILE is a failure
+    #[arg(long, requires = "resume", help_heading = "Output")]
+    pub retry_failed: bool,
 
     // ---- Limits
     /// Maximum requests in flight
@@ -154,6 +192,11 @@ pub struct FetchArgs {
     /// Timeout per attempt in seconds, fractions allowed (headers, and each pause in the body)
     #[arg(long, value_name = "S", default_value = "30", value_parser = seconds, help_heading = "Limits")]
     pub timeout: Duration,
+
+    /// Deadline for a whole request in seconds, fractions allowed: every attempt, backoff
+    /// and wait, body included (as curl's --max-time) [default: none]
+    #[arg(long, value_name = "S", value_parser = seconds, help_heading = "Limits")]
+    pub max_time: Option<Duration>,
 
     /// TCP connect timeout in seconds, fractions allowed
     #[arg(long, value_name = "S", default_value = "10", value_parser = seconds, help_heading = "Limits")]
@@ -189,6 +232,12 @@ pub struct FetchArgs {
     /// How requests pick a proxy [default: round-robin]
     #[arg(long, value_enum, value_name = "STRATEGY", help_heading = "Proxies")]
     pub proxy_strategy: Option<ProxyStrategyArg>,
+
+    /// When every proxy is cooling down after failures (60 s at first): wait for the first one
+    /// to recover, bounded by the request's timeout; fail at once (no_proxy_available); or
+    /// send directly, which exposes your own address to the target [default: wait]
+    #[arg(long, value_enum, value_name = "POLICY", help_heading = "Proxies")]
+    pub when_all_proxies_down: Option<WhenAllDownArg>,
 
     // ---- Identity
     /// User-Agent for every request [default: fastreq/<version>]
@@ -342,5 +391,51 @@ mod tests {
         assert_eq!(a.rate, Some(2.5));
         assert_eq!(a.headers, ["A: 1", "B: 2"]);
         assert_eq!(a.proxy_strategy, Some(ProxyStrategyArg::RoundRobin));
+    }
+
+    #[test]
+    fn resume_deadline_and_proxy_policy_flags() {
+        let cli = Cli::try_parse_from(["fastreq", "fetch"]).unwrap();
+        let Command::Fetch(a) = cli.command;
+        assert!(!a.resume && !a.retry_failed);
+        assert_eq!((a.max_time, a.when_all_proxies_down), (None, None));
+
+        let cli = Cli::try_parse_from([
+            "fastreq",
+            "fetch",
+            "in.txt",
+            "-o",
+            "out.jsonl",
+            "--resume",
+            "--retry-failed",
+            "--max-time",
+            "2.5",
+            "--when-all-proxies-down",
+            "direct",
+        ])
+        .unwrap();
+        let Command::Fetch(a) = cli.command;
+        assert!(a.resume && a.retry_failed);
+        assert_eq!(a.max_time, Some(Duration::from_millis(2500)));
+        assert_eq!(a.when_all_proxies_down, Some(WhenAllDownArg::Direct));
+        for bad in [
+            &["fastreq", "fetch", "--resume"][..],
+            &["fastreq", "fetch", "-o", "x", "--retry-failed"],
+            &["fastreq", "fetch", "--max-time", "0"],
+            &["fastreq", "fetch", "--max-time", "soon"],
+            &["fastreq", "fetch", "--when-all-proxies-down", "later"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        for (value, want) in [
+            ("wait", WhenAllDownArg::Wait),
+            ("fail", WhenAllDownArg::Fail),
+            ("direct", WhenAllDownArg::Direct),
+        ] {
+            let cli = Cli::try_parse_from(["fastreq", "fetch", "--when-all-proxies-down", value])
+                .unwrap();
+            let Command::Fetch(a) = cli.command;
+            assert_eq!(a.when_all_proxies_down, Some(want));
+        }
     }
 }

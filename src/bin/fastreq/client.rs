@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use fastreq::proxy::WhenAllDown;
 use fastreq::{Client, Error, StackBuilder};
 use http::{HeaderName, HeaderValue};
 
-use crate::args::{FetchArgs, ProxyStrategyArg};
+use crate::args::{FetchArgs, ProxyStrategyArg, WhenAllDownArg};
 use crate::input::{parse_method, Defaults};
 
 /// Parses one `-H 'Name: value'`. The value is never echoed in an error (it may be a secret).
@@ -73,6 +74,15 @@ pub fn apply_proxies(
     Ok(builder.proxies(pool.build()?).proxy_strategy(strategy))
 }
 
+/// `--when-all-proxies-down`.
+pub fn when_all_down(arg: WhenAllDownArg) -> WhenAllDown {
+    match arg {
+        WhenAllDownArg::Wait => WhenAllDown::Wait,
+        WhenAllDownArg::Fail => WhenAllDown::Fail,
+        WhenAllDownArg::Direct => WhenAllDown::GoDirect,
+    }
+}
+
 /// The preset configured from the flags.
 pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
     let mut b = fastreq::stack()
@@ -83,6 +93,9 @@ pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
         .timeout(args.timeout)
         .body_idle_timeout(args.timeout)
         .connect_timeout(args.connect_timeout);
+    if let Some(deadline) = args.max_time {
+        b = b.total_timeout(deadline);
+    }
     if let Some(n) = args.per_host_concurrency {
         b = b.per_host_concurrency(n);
     }
@@ -122,8 +135,15 @@ pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
             .map_err(|_| format!("invalid -H value for header `{name}`"))?;
         b = b.default_header(name.as_str(), value);
     }
-    if args.proxy_strategy.is_some() && args.proxies.is_empty() && args.proxies_file.is_none() {
+    let no_pool = args.proxies.is_empty() && args.proxies_file.is_none();
+    if args.proxy_strategy.is_some() && no_pool {
         return Err("--proxy-strategy needs --proxy or --proxies".into());
+    }
+    if let Some(when) = args.when_all_proxies_down {
+        if no_pool {
+            return Err("--when-all-proxies-down needs --proxy or --proxies".into());
+        }
+        b = b.when_all_proxies_down(when_all_down(when));
     }
     b = apply_proxies(
         b,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -12,7 +13,8 @@ use http::{Method, Request};
 use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::service::Failed;
+use crate::resume::Bits;
+use crate::service::{Failed, NoResponse};
 
 /// Longest accepted input line; a longer one is an `invalid_request` outcome (its rest is
 /// skipped without being buffered).
@@ -209,26 +211,48 @@ pub fn parse_line(line: &Line, defaults: &Defaults) -> Result<Request<Body>, Fai
 /// Where the input stream leaves a read error that ended it early.
 pub type ReadError = Arc<Mutex<Option<io::Error>>>;
 
-/// The lazy stream of requests of an input: one item per line that is not skipped.
+/// `--resume`: the indexes whose outcome the output already has; their lines are not
+/// even parsed, and each gives a [`NoResponse::Skipped`] outcome.
+#[derive(Debug, Clone)]
+pub struct Skip {
+    /// The indexes to skip.
+    pub indexes: Arc<Bits>,
+    /// How many were skipped so far (for the progress display).
+    pub count: Arc<AtomicU64>,
+}
+
+/// The lazy stream of requests of an input: one item per line that is not blank or a
+/// comment, the `index`-th of them for the fan-out's outcome `index`.
 ///
 /// A read error ends the stream and is left in `error`.
 pub fn requests<R>(
     reader: R,
     defaults: Arc<Defaults>,
     error: ReadError,
-) -> impl Stream<Item = Result<Request<Body>, Failed>>
+    skip: Option<Skip>,
+) -> impl Stream<Item = Result<Request<Body>, NoResponse>>
 where
     R: AsyncBufRead + Unpin,
 {
     let lines = LineReader::new(reader, MAX_LINE);
-    futures_util::stream::unfold(lines, move |mut lines| {
+    futures_util::stream::unfold((lines, 0usize), move |(mut lines, index)| {
         let defaults = defaults.clone();
         let error = error.clone();
+        let skip = skip.clone();
         async move {
             loop {
                 match lines.next_line().await {
                     Ok(Some(line)) if line.is_skipped() => continue,
-                    Ok(Some(line)) => return Some((parse_line(&line, &defaults), lines)),
+                    Ok(Some(line)) => {
+                        let item = match &skip {
+                            Some(skip) if skip.indexes.contains(index) => {
+                                skip.count.fetch_add(1, Ordering::Relaxed);
+                                Err(NoResponse::Skipped)
+                            }
+                            _ => parse_line(&line, &defaults).map_err(NoResponse::Failed),
+                        };
+                        return Some((item, (lines, index + 1)));
+                    }
                     Ok(None) => return None,
                     Err(e) => {
                         *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -310,13 +334,46 @@ mod tests {
         let input = b"# c\n\nhttp://a.test/\n  \t\nnot a url\n  # indented comment\n{\"url\":1}\n";
         assert_eq!(count_requests(&input[..]).await.unwrap(), 3);
         let err = ReadError::default();
-        let items: Vec<_> = requests(&input[..], Arc::default(), err.clone())
+        let items: Vec<_> = requests(&input[..], Arc::default(), err.clone(), None)
             .collect()
             .await;
         assert_eq!(items.len(), 3);
         assert!(items[0].is_ok());
-        assert!(items[1].is_err() && items[2].is_err());
+        assert!(matches!(items[1], Err(NoResponse::Failed(_))));
+        assert!(matches!(items[2], Err(NoResponse::Failed(_))));
         assert!(err.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn skipped_indexes_keep_their_place() {
+        let input = b"# c
+http://a.test/0
+
+http://a.test/1
+not a url
+http://a.test/3
+";
+        let mut indexes = Bits::default();
+        indexes.insert(1);
+        indexes.insert(2);
+        let skip = Skip {
+            indexes: Arc::new(indexes),
+            count: Arc::default(),
+        };
+        let items: Vec<_> = requests(
+            &input[..],
+            Arc::default(),
+            ReadError::default(),
+            Some(skip.clone()),
+        )
+        .collect()
+        .await;
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[0].as_ref().unwrap().uri(), "http://a.test/0");
+        assert!(matches!(items[1], Err(NoResponse::Skipped)));
+        assert!(matches!(items[2], Err(NoResponse::Skipped)), "not parsed");
+        assert_eq!(items[3].as_ref().unwrap().uri(), "http://a.test/3");
+        assert_eq!(skip.count.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod input;
 mod logging;
 mod output;
 mod progress;
+mod resume;
 mod run;
 mod service;
 mod summary;
@@ -26,7 +27,9 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("fastreq: error: cannot start the async runtime: {e}");
+            say(&format!(
+                "fastreq: error: cannot start the async runtime: {e}"
+            ));
             std::process::exit(run::EXIT_FAILED);
         }
     };
@@ -36,4 +39,14 @@ fn main() {
     // A blocking read of stdin (tokio reads it on a blocking thread) must not delay the exit.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+/// Writes `line` and a newline to stderr. Unlike `eprintln!` it never panics: stderr may be
+/// gone (a closed terminal after SIGHUP, a closed pipe), and then there is no one to tell.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
+    let _ = err.flush();
 }

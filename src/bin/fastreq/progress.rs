@@ -63,21 +63,33 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts drawing `progress`; `total` is [`UNKNOWN`] until known.
-    pub fn start(mode: Mode, progress: Progress, total: Arc<AtomicU64>, started: Instant) -> Self {
+    /// Starts drawing `progress`; `total` is [`UNKNOWN`] until known. `skipped` counts the
+    /// inputs `--resume` skips: done, but not failed (the fan-out counts them as failures).
+    pub fn start(
+        mode: Mode,
+        progress: Progress,
+        total: Arc<AtomicU64>,
+        skipped: Arc<AtomicU64>,
+        started: Instant,
+    ) -> Self {
+        let counts = Counts {
+            progress,
+            total,
+            skipped,
+        };
         match mode {
             Mode::Off => Reporter {
                 task: None,
                 bar: None,
             },
             Mode::Plain => Reporter {
-                task: Some(tokio::spawn(plain(progress, total, started))),
+                task: Some(tokio::spawn(plain(counts, started))),
                 bar: None,
             },
             Mode::Bar => {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
                     .with_style(spinner_style());
-                let task = tokio::spawn(draw_bar(bar.clone(), progress, total, started));
+                let task = tokio::spawn(draw_bar(bar.clone(), counts, started));
                 Reporter {
                     task: Some(task),
                     bar: Some(bar),
@@ -97,6 +109,23 @@ impl Reporter {
     }
 }
 
+/// What the display reads.
+struct Counts {
+    progress: Progress,
+    total: Arc<AtomicU64>,
+    skipped: Arc<AtomicU64>,
+}
+
+impl Counts {
+    fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self) -> u64 {
+        self.progress.failed().saturating_sub(self.skipped())
+    }
+}
+
 fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} done, {msg}")
         .expect("valid template")
@@ -110,39 +139,64 @@ fn bar_style() -> ProgressStyle {
     .progress_chars("=> ")
 }
 
-async fn draw_bar(bar: ProgressBar, progress: Progress, total: Arc<AtomicU64>, started: Instant) {
+async fn draw_bar(bar: ProgressBar, counts: Counts, started: Instant) {
     let mut has_length = false;
     let mut tick = tokio::time::interval(BAR_INTERVAL);
     loop {
         tick.tick().await;
-        let t = total.load(Ordering::Relaxed);
+        let t = counts.total.load(Ordering::Relaxed);
         if !has_length && t != UNKNOWN {
             bar.set_length(t);
             bar.set_style(bar_style());
             has_length = true;
         }
-        let done = progress.completed();
+        let done = counts.progress.completed();
+        let skipped = counts.skipped();
         let secs = started.elapsed().as_secs_f64();
-        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            done.saturating_sub(skipped) as f64 / secs
+        } else {
+            0.0
+        };
         bar.set_position(done);
-        bar.set_message(format!(
+        let mut message = format!(
             "{rate:.1} req/s, {} failed, {} in flight",
-            progress.failed(),
-            progress.in_flight()
-        ));
+            counts.failed(),
+            counts.progress.in_flight()
+        );
+        if skipped > 0 {
+            message.push_str(&format!(", {skipped} skipped"));
+        }
+        bar.set_message(message);
     }
 }
 
-/// The text of one plain progress line.
-pub fn plain_line(done: u64, failed: u64, in_flight: u64, total: u64, elapsed: Duration) -> String {
+/// The text of one plain progress line. `done` includes the `skipped` ones (`--resume`),
+/// the rate does not.
+pub fn plain_line(
+    done: u64,
+    failed: u64,
+    skipped: u64,
+    in_flight: u64,
+    total: u64,
+    elapsed: Duration,
+) -> String {
     let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        done.saturating_sub(skipped) as f64 / secs
+    } else {
+        0.0
+    };
     let mut s = format!("fastreq: progress: {done}");
     if total != UNKNOWN {
         s.push_str(&format!("/{total}"));
     }
+    s.push_str(&format!(" done, {failed} failed, "));
+    if skipped > 0 {
+        s.push_str(&format!("{skipped} skipped, "));
+    }
     s.push_str(&format!(
-        " done, {failed} failed, {in_flight} in flight, {rate:.1} req/s, {secs:.0} s"
+        "{in_flight} in flight, {rate:.1} req/s, {secs:.0} s"
     ));
     if total != UNKNOWN && rate > 0.0 && total >= done {
         s.push_str(&format!(", ETA {:.0} s", (total - done) as f64 / rate));
@@ -150,22 +204,20 @@ pub fn plain_line(done: u64, failed: u64, in_flight: u64, total: u64, elapsed: D
     s
 }
 
-async fn plain(progress: Progress, total: Arc<AtomicU64>, started: Instant) {
+async fn plain(counts: Counts, started: Instant) {
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + PLAIN_INTERVAL, PLAIN_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        eprintln!(
-            "{}",
-            plain_line(
-                progress.completed(),
-                progress.failed(),
-                progress.in_flight(),
-                total.load(Ordering::Relaxed),
-                started.elapsed(),
-            )
-        );
+        crate::say(&plain_line(
+            counts.progress.completed(),
+            counts.failed(),
+            counts.skipped(),
+            counts.progress.in_flight(),
+            counts.total.load(Ordering::Relaxed),
+            started.elapsed(),
+        ));
     }
 }
 
@@ -201,12 +253,16 @@ mod tests {
     #[test]
     fn plain_lines() {
         assert_eq!(
-            plain_line(50, 2, 8, 100, Duration::from_secs(5)),
+            plain_line(50, 2, 0, 8, 100, Duration::from_secs(5)),
             "fastreq: progress: 50/100 done, 2 failed, 8 in flight, 10.0 req/s, 5 s, ETA 5 s"
         );
         assert_eq!(
-            plain_line(0, 0, 3, UNKNOWN, Duration::from_secs(2)),
+            plain_line(0, 0, 0, 3, UNKNOWN, Duration::from_secs(2)),
             "fastreq: progress: 0 done, 0 failed, 3 in flight, 0.0 req/s, 2 s"
+        );
+        assert_eq!(
+            plain_line(60, 1, 40, 2, 100, Duration::from_secs(2)),
+            "fastreq: progress: 60/100 done, 1 failed, 40 skipped, 2 in flight, 10.0 req/s, 2 s, ETA 4 s"
         );
     }
 }

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use fastreq::{Client, Outcome};
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufRead, BufReader};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch};
 
 use crate::args::FetchArgs;
 use crate::input::{self, Defaults, ReadError};
 use crate::output::{save_body, Output, Record};
 use crate::progress::{self, Mode, Reporter, UNKNOWN};
-use crate::service::{Failed, Sent, Timed};
+use crate::resume::{self, Bits};
+use crate::service::{stopped, NoResponse, Sent, Timed};
 use crate::summary::Summary;
 
 /// Exit status: every request got an HTTP response.
@@ -26,8 +27,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: usage error, before any request.
 pub const EXIT_USAGE: i32 = 2;
-/// Exit status: interrupted by Ctrl-C (128 + SIGINT).
-pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status: the output was closed (128 + SIGPIPE, as a shell reports `yes | head`).
+pub const EXIT_OUTPUT_CLOSED: i32 = 141;
 
 const READ_BUFFER: usize = 64 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -44,7 +45,10 @@ struct Job {
     ordered: bool,
     mode: Mode,
     quiet: bool,
-    interrupts: Option<Interrupts>,
+    /// `--resume`: the indexes whose outcome the output already has.
+    skip: Option<Arc<Bits>>,
+    /// The first stop signal; `None` when the handlers could not be installed.
+    signals: Option<mpsc::Receiver<StopSignal>>,
 }
 
 /// Where outcomes go.
@@ -60,7 +64,7 @@ pub async fn fetch(args: FetchArgs, verbose: u8) -> i32 {
     match prepare(args, verbose).await {
         Ok(job) => job.run().await,
         Err(message) => {
-            eprintln!("fastreq: error: {message}");
+            crate::say(&format!("fastreq: error: {message}"));
             EXIT_USAGE
         }
     }
@@ -91,15 +95,30 @@ async fn open_input(path: Option<&Path>, quiet: bool) -> Result<(Reader, Option<
 
 fn stdin_reader(quiet: bool) -> Reader {
     if !quiet && std::io::stdin().is_terminal() {
-        eprintln!("fastreq: reading requests from the terminal, one per line (Ctrl-D to end)");
+        crate::say("fastreq: reading requests from the terminal, one per line (Ctrl-D to end)");
     }
     Box::new(BufReader::with_capacity(READ_BUFFER, tokio::io::stdin()))
 }
 
 async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
+    // First, so that from now on a signal never kills the process abruptly.
+    let signals = match Signals::install() {
+        Ok(s) => Some(s.watch()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGINT, SIGTERM and SIGHUP");
+            None
+        }
+    };
     let defaults = crate::client::defaults(&args)?;
     let client = crate::client::build_client(&args)?;
+    if args.resume && args.input.as_deref().is_none_or(|p| p == Path::new("-")) {
+        return Err(
+            "--resume needs INPUT as a file: it is read again to check it against the output"
+                .into(),
+        );
+    }
     let (reader, input_path) = open_input(args.input.as_deref(), args.quiet).await?;
+    let mut skip = None;
     let output = match &args.output {
         None => Output::new(tokio::io::stdout()),
         Some(p) => {
@@ -111,9 +130,17 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
                     ));
                 }
             }
-            let file = tokio::fs::File::create(p)
-                .await
-                .map_err(|e| format!("cannot create output `{}`: {e}", p.display()))?;
+            let file = match (&input_path, args.resume) {
+                (Some(input), true) => {
+                    let resumed =
+                        resume::open(p, input, &defaults, args.retry_failed, args.quiet).await?;
+                    skip = resumed.skip;
+                    tokio::fs::File::from_std(resumed.file)
+                }
+                _ => tokio::fs::File::create(p)
+                    .await
+                    .map_err(|e| format!("cannot create output `{}`: {e}", p.display()))?,
+            };
             Output::new(file)
         }
     };
@@ -126,9 +153,9 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
         })?;
     }
     if args.insecure_skip_tls_verify {
-        eprintln!(
+        crate::say(
             "fastreq: WARNING: --insecure-skip-tls-verify: TLS certificates and host names are \
-             NOT verified; anyone on the network path can read and change this traffic"
+             NOT verified; anyone on the network path can read and change this traffic",
         );
     }
     let terminals = progress::Terminals {
@@ -141,6 +168,8 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
         rate = ?args.rate,
         retries = args.retries,
         ordered = args.ordered,
+        resume = args.resume,
+        skipped = skip.as_ref().map(|s| s.len()),
         "fetch starting"
     );
     Ok(Job {
@@ -157,21 +186,39 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
         ordered: args.ordered,
         mode,
         quiet: args.quiet,
-        interrupts: match Interrupts::install() {
-            Ok(i) => Some(i),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot handle Ctrl-C");
-                None
-            }
-        },
+        skip,
+        signals,
     })
 }
 
 /// How the loop over outcomes ended.
 enum End {
+    /// Every outcome was handled (after a stop signal too: the cancelled ones end fast).
     Done,
-    Interrupted,
+    /// The output was closed (`EPIPE`): nothing more can be written.
+    OutputClosed,
+    /// Writing the output failed otherwise.
     OutputFailed(std::io::Error),
+}
+
+impl End {
+    fn write_failed(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            End::OutputClosed
+        } else {
+            End::OutputFailed(e)
+        }
+    }
+}
+
+/// The next stop signal; never when there is none to wait for.
+async fn next_signal(signals: &mut Option<mpsc::Receiver<StopSignal>>) -> StopSignal {
+    if let Some(rx) = signals {
+        if let Some(sig) = rx.recv().await {
+            return sig;
+        }
+    }
+    std::future::pending().await
 }
 
 impl Job {
@@ -185,12 +232,21 @@ impl Job {
             ordered,
             mode,
             quiet,
-            interrupts,
+            skip,
+            mut signals,
         } = self;
         let started = Instant::now();
         let read_error = ReadError::default();
-        let requests = input::requests(reader, defaults, read_error.clone());
-        let service = Timed::new(fastreq::Fetch::new(client.clone()));
+        // Turned true by the first stop signal: intake ends, what runs is cancelled.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let skip = skip.map(|indexes| input::Skip {
+            indexes,
+            count: skipped.clone(),
+        });
+        let requests = input::requests(reader, defaults, read_error.clone(), skip)
+            .take_until(stopped(stop_rx.clone()));
+        let service = Timed::new(fastreq::Fetch::new(client.clone()), stop_rx);
         let mut outcomes = fastreq::fan_out_stream(service, requests).limit(client.fan_out_limit());
         if ordered {
             outcomes = outcomes.ordered();
@@ -203,43 +259,58 @@ impl Job {
             }
             _ => None,
         };
-        let reporter = Reporter::start(mode, outcomes.progress(), total, started);
+        let mut reporter = Some(Reporter::start(
+            mode,
+            outcomes.progress(),
+            total,
+            skipped,
+            started,
+        ));
 
         let mut summary = Summary::default();
         let mut outcomes = Box::pin(outcomes);
-        let interrupt = Arc::new(Notify::new());
-        let signals = interrupts.map(|i| tokio::spawn(i.watch(interrupt.clone())));
+        let mut stopped_by = None;
         let mut flush = tokio::time::interval(FLUSH_EVERY);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let end = loop {
             tokio::select! {
                 biased;
-                _ = interrupt.notified() => break End::Interrupted,
+                sig = next_signal(&mut signals) => {
+                    tracing::info!(signal = sig.name(), "stopping");
+                    stopped_by = Some(sig);
+                    // Dropping the receiver makes a second signal exit at once.
+                    signals = None;
+                    let _ = stop_tx.send(true);
+                    if let Some(r) = reporter.take() {
+                        r.finish();
+                    }
+                    // The loop goes on: the outcomes that finished are still written, the
+                    // cancelled ones (no line) come at once, then the stream ends.
+                }
                 next = outcomes.next() => {
                     let Some(outcome) = next else { break End::Done };
                     if let Err(e) = sink.write(outcome, &mut summary).await {
-                        break End::OutputFailed(e);
+                        break End::write_failed(e);
                     }
                 }
                 _ = flush.tick() => {
                     if let Err(e) = sink.output.flush().await {
-                        break End::OutputFailed(e);
+                        break End::write_failed(e);
                     }
                 }
             }
         };
-        // Dropping the fan-out stops the input and cancels the requests in flight.
+        // Dropping the fan-out stops the input and cancels the requests in flight (after an
+        // output error; otherwise it has ended).
         drop(outcomes);
-        reporter.finish();
+        // From now on a signal exits at once (the final flush may block on a full pipe).
+        drop(signals);
+        if let Some(r) = reporter.take() {
+            r.finish();
+        }
         if let Some(c) = counter {
             c.abort();
-        }
-        // After a Ctrl-C the signal task stays, so that a second one exits at once.
-        if !matches!(end, End::Interrupted) {
-            if let Some(s) = signals {
-                s.abort();
-            }
         }
 
         let mut code = if summary.failures > 0 || sink.save_failed {
@@ -247,31 +318,41 @@ impl Job {
         } else {
             EXIT_OK
         };
-        let flushed = sink.output.flush().await;
-        let interrupted = matches!(end, End::Interrupted);
+        let mut closed = false;
         match end {
+            End::OutputClosed => closed = true,
             End::OutputFailed(e) => {
-                eprintln!("fastreq: error: cannot write output: {e}");
+                crate::say(&format!("fastreq: error: cannot write output: {e}"));
                 code = EXIT_FAILED;
             }
-            _ => {
-                if let Err(e) = flushed {
-                    eprintln!("fastreq: error: cannot write output: {e}");
+            End::Done => match sink.output.flush().await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => closed = true,
+                Err(e) => {
+                    crate::say(&format!("fastreq: error: cannot write output: {e}"));
                     code = EXIT_FAILED;
                 }
-            }
+            },
         }
         if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            eprintln!("fastreq: error: reading the input failed, the rest of it was not read: {e}");
+            crate::say(&format!(
+                "fastreq: error: reading the input failed, the rest of it was not read: {e}"
+            ));
             code = EXIT_FAILED;
         }
         if !quiet {
-            eprint!("{}", summary.render(started.elapsed(), interrupted));
+            let why = match (stopped_by, closed) {
+                (Some(sig), _) => Some(format!("interrupted by {}", sig.name())),
+                (None, true) => Some("output closed".to_owned()),
+                (None, false) => None,
+            };
+            let text = summary.render(started.elapsed(), why.as_deref());
+            crate::say(text.trim_end_matches('\n'));
         }
-        if interrupted {
-            EXIT_INTERRUPTED
-        } else {
-            code
+        match stopped_by {
+            Some(sig) => sig.exit_code(),
+            None if closed => EXIT_OUTPUT_CLOSED,
+            None => code,
         }
     }
 }
@@ -279,7 +360,7 @@ impl Job {
 impl Sink {
     async fn write(
         &mut self,
-        outcome: Outcome<Sent, Failed>,
+        outcome: Outcome<Sent, NoResponse>,
         summary: &mut Summary,
     ) -> std::io::Result<()> {
         let index = outcome.index;
@@ -295,9 +376,9 @@ impl Sink {
                     record.body_file = Some(match save_body(dir, index, fetched.body()).await {
                         Ok(path) => Some(path.display().to_string()),
                         Err(e) => {
-                            eprintln!(
+                            crate::say(&format!(
                                 "fastreq: error: cannot save the body of request {index}: {e}"
-                            );
+                            ));
                             self.save_failed = true;
                             None
                         }
@@ -305,7 +386,7 @@ impl Sink {
                 }
                 self.output.write(&record).await
             }
-            Err(failed) => {
+            Err(NoResponse::Failed(failed)) => {
                 tracing::debug!(index, error = %failed.error, "request failed");
                 summary.failure(failed.error.kind().as_str());
                 let mut record = Record::failed(index, &failed);
@@ -317,6 +398,12 @@ impl Sink {
                 }
                 self.output.write(&record).await
             }
+            Err(NoResponse::Skipped) => {
+                summary.skipped += 1;
+                Ok(())
+            }
+            // Stopped before it finished: no line (a resumed run sends it again).
+            Err(NoResponse::Cancelled) => Ok(()),
         }
     }
 }
@@ -330,41 +417,99 @@ async fn count_total(path: PathBuf, total: Arc<AtomicU64>) {
     }
 }
 
-/// The Ctrl-C handler, installed when created (before any request), so that from then on
-/// Ctrl-C never kills the process abruptly.
-struct Interrupts {
-    #[cfg(unix)]
-    inner: tokio::signal::unix::Signal,
-    #[cfg(windows)]
-    inner: tokio::signal::windows::CtrlC,
+/// A signal that stops a run: SIGINT (Ctrl-C), SIGTERM (`kill`, `timeout`, `docker stop`,
+/// systemd) or SIGHUP (the terminal went away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT, Ctrl-C.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP.
+    Hangup,
 }
 
-impl Interrupts {
-    fn install() -> std::io::Result<Self> {
-        Ok(Interrupts {
-            #[cfg(unix)]
-            inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
-            #[cfg(windows)]
-            inner: tokio::signal::windows::ctrl_c()?,
-        })
+impl StopSignal {
+    /// `SIGINT`, `SIGTERM`, `SIGHUP`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+            StopSignal::Hangup => "SIGHUP",
+        }
     }
 
-    async fn recv(&mut self) -> Option<()> {
-        #[cfg(any(unix, windows))]
-        return self.inner.recv().await;
+    /// 128 + the signal's number, as a shell reports a process it killed: 130, 143, 129.
+    pub fn exit_code(self) -> i32 {
+        128 + match self {
+            StopSignal::Hangup => 1,
+            StopSignal::Interrupt => 2,
+            StopSignal::Terminate => 15,
+        }
+    }
+}
+
+/// The handlers of the stop signals, installed when created (before any request), so that
+/// from then on these signals never kill the process abruptly.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+                hangup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(windows)]
+        {
+            Ok(Signals {
+                ctrl_c: tokio::signal::windows::ctrl_c()?,
+            })
+        }
+        #[cfg(not(any(unix, windows)))]
+        Ok(Signals {})
+    }
+
+    async fn recv(&mut self) -> Option<StopSignal> {
+        #[cfg(unix)]
+        return tokio::select! {
+            Some(()) = self.interrupt.recv() => Some(StopSignal::Interrupt),
+            Some(()) = self.terminate.recv() => Some(StopSignal::Terminate),
+            Some(()) = self.hangup.recv() => Some(StopSignal::Hangup),
+            else => None,
+        };
+        #[cfg(windows)]
+        return self.ctrl_c.recv().await.map(|()| StopSignal::Interrupt);
         #[cfg(not(any(unix, windows)))]
         std::future::pending().await
     }
 
-    /// The first Ctrl-C wakes `interrupted` (the run stops, flushes and prints its
-    /// summary); a second one exits at once, in case that is stuck on a blocked output.
-    async fn watch(mut self, interrupted: Arc<Notify>) {
-        if self.recv().await.is_none() {
-            return;
-        }
-        interrupted.notify_one();
-        if self.recv().await.is_some() {
-            std::process::exit(EXIT_INTERRUPTED);
-        }
+    /// Watches in a task: the first signal goes to the receiver returned (the run stops,
+    /// flushes and prints its summary); a signal that finds it gone or still full (a second
+    /// one, or one during the final flush) exits at once, in case that is stuck on a
+    /// blocked output.
+    fn watch(mut self) -> mpsc::Receiver<StopSignal> {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Some(sig) = self.recv().await {
+                if tx.try_send(sig).is_err() {
+                    std::process::exit(sig.exit_code());
+                }
+            }
+        });
+        rx
     }
 }

@@ -1,5 +1,6 @@
 //! A thin service around the preset's buffered fetch that remembers, for the output line,
-//! the request URL (redacted) and how long a failed request took.
+//! the request URL (redacted) and how long a failed request took, and that cancels every
+//! request still running when the run is stopped.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use fastreq::{Body, Error, Fetched};
 use http::Request;
+use tokio::sync::watch;
 use tower::Service;
 
 /// A request that got an HTTP response (any status).
@@ -56,16 +58,54 @@ impl From<Error> for Failed {
     }
 }
 
+/// An input without a response: the error of its fan-out outcome.
+#[derive(Debug)]
+pub enum NoResponse {
+    /// It failed, or its line is not a valid request: an output line with an error.
+    Failed(Failed),
+    /// `--resume`: the output already has its outcome. No line.
+    Skipped,
+    /// The run was stopped (a signal) before it finished. No line.
+    Cancelled,
+}
+
+impl From<Failed> for NoResponse {
+    fn from(failed: Failed) -> Self {
+        NoResponse::Failed(failed)
+    }
+}
+
+/// The URL an output line records for `req`: redacted.
+pub fn request_url<B>(req: &Request<B>) -> String {
+    fastreq::redact_url(&req.uri().to_string())
+}
+
+/// Resolves when `stop` turns true; never if its sender is gone without that.
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Wraps a service of buffered fetches (`fastreq::Fetch<Client>`).
+///
+/// Once `stop` turns true, a request that has not finished ends as
+/// [`NoResponse::Cancelled`] (one that has finished keeps its result), and a new one is
+/// cancelled without reaching the inner service.
 #[derive(Clone, Debug)]
 pub struct Timed<S> {
     inner: S,
+    stop: watch::Receiver<bool>,
 }
 
 impl<S> Timed<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
-        Timed { inner }
+    /// Wraps `inner`; `stop` cancels.
+    pub fn new(inner: S, stop: watch::Receiver<bool>) -> Self {
+        Timed { inner, stop }
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
     }
 }
 
@@ -77,33 +117,49 @@ where
     S::Future: Send + 'static,
 {
     type Response = Sent;
-    type Error = Failed;
-    type Future = BoxFuture<Result<Sent, Failed>>;
+    type Error = NoResponse;
+    type Future = BoxFuture<Result<Sent, NoResponse>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failed>> {
-        self.inner.poll_ready(cx).map_err(Failed::from)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NoResponse>> {
+        if self.is_stopped() {
+            // `call` will not reach the inner service: no need to wait for it.
+            return Poll::Ready(Ok(()));
+        }
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| NoResponse::Failed(e.into()))
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let url = fastreq::redact_url(&req.uri().to_string());
+        if self.is_stopped() {
+            return Box::pin(std::future::ready(Err(NoResponse::Cancelled)));
+        }
+        let url = request_url(&req);
         let started = Instant::now();
         let fut = self.inner.call(req);
+        let stop = self.stop.clone();
         Box::pin(async move {
-            match fut.await {
+            let result = tokio::select! {
+                // A request that has finished keeps its result.
+                biased;
+                result = fut => result,
+                _ = stopped(stop) => return Err(NoResponse::Cancelled),
+            };
+            match result {
                 Ok(fetched) => Ok(Sent {
                     url,
                     // `Proxy`'s Display hides the password.
                     proxy: fetched.proxy().map(|p| p.to_string()),
                     fetched,
                 }),
-                Err(error) => Err(Failed {
+                Err(error) => Err(NoResponse::Failed(Failed {
                     attempts: error.attempts().unwrap_or(1).max(1),
                     // Set on every error of an attempt through a proxy.
                     proxy: error.proxy().map(|p| p.to_string()),
                     error,
                     url: Some(url),
                     elapsed: started.elapsed(),
-                }),
+                })),
             }
         })
     }

@@ -98,6 +98,8 @@ pub struct Summary {
     pub responses: u64,
     /// Outcomes with an error (including invalid input lines).
     pub failures: u64,
+    /// `--resume`: inputs whose outcome the output already had.
+    pub skipped: u64,
     statuses: BTreeMap<u16, u64>,
     errors: BTreeMap<&'static str, u64>,
     latency: Histogram,
@@ -117,13 +119,14 @@ impl Summary {
         *self.errors.entry(kind).or_default() += 1;
     }
 
-    /// All outcomes.
+    /// All outcomes of this run (not the skipped ones).
     pub fn total(&self) -> u64 {
         self.responses + self.failures
     }
 
-    /// The summary text (several lines, each ending in a newline).
-    pub fn render(&self, wall: Duration, interrupted: bool) -> String {
+    /// The summary text (several lines, each ending in a newline). `stopped` says why the
+    /// run ended early ("interrupted by SIGTERM", "output closed"), if it did.
+    pub fn render(&self, wall: Duration, stopped: Option<&str>) -> String {
         let secs = wall.as_secs_f64();
         let rate = if secs > 0.0 {
             self.total() as f64 / secs
@@ -131,13 +134,12 @@ impl Summary {
             0.0
         };
         let mut s = String::new();
-        let _ = writeln!(
+        let _ = write!(
             s,
             "fastreq: {}{} requests in {:.2} s ({:.1} req/s): {} responses, {} failed",
-            if interrupted {
-                "interrupted after "
-            } else {
-                ""
+            match stopped {
+                Some(why) => format!("{why} after "),
+                None => String::new(),
             },
             self.total(),
             secs,
@@ -145,6 +147,10 @@ impl Summary {
             self.responses,
             self.failures,
         );
+        if self.skipped > 0 {
+            let _ = write!(s, "; {} skipped (already in the output)", self.skipped);
+        }
+        s.push('\n');
         if !self.statuses.is_empty() {
             s.push_str("  status:");
             for (status, n) in &self.statuses {
@@ -233,7 +239,7 @@ mod tests {
         s.response(404, Duration::from_millis(5));
         s.failure("timeout");
         s.failure("invalid_request");
-        let text = s.render(Duration::from_secs(2), false);
+        let text = s.render(Duration::from_secs(2), None);
         assert!(
             text.starts_with("fastreq: 5 requests in 2.00 s (2.5 req/s): 3 responses, 2 failed\n"),
             "{text}"
@@ -245,9 +251,13 @@ mod tests {
         );
         assert!(text.contains("p50=10.0ms"), "{text}");
         assert!(s
-            .render(Duration::ZERO, true)
-            .starts_with("fastreq: interrupted after 5 requests"));
-        let empty = Summary::default().render(Duration::from_millis(1), false);
+            .render(Duration::ZERO, Some("interrupted by SIGTERM"))
+            .starts_with("fastreq: interrupted by SIGTERM after 5 requests"));
+        s.skipped = 7;
+        assert!(s
+            .render(Duration::from_secs(1), None)
+            .starts_with("fastreq: 5 requests in 1.00 s (5.0 req/s): 3 responses, 2 failed; 7 skipped (already in the output)\n"));
+        let empty = Summary::default().render(Duration::from_millis(1), None);
         assert_eq!(
             empty,
             "fastreq: 0 requests in 0.00 s (0.0 req/s): 0 responses, 0 failed\n"
