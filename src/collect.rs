@@ -238,7 +238,9 @@ where
                                 // Name the proxy the body came through, when one did.
                                 if err.proxy().is_none() {
                                     let head = parts.as_deref();
-                                    if let Some(p) = head.and_then(|h| h.extensions.get::<SelectedProxy>()) {
+                                    if let Some(p) =
+                                        head.and_then(|h| h.extensions.get::<SelectedProxy>())
+                                    {
                                         err = err.with_proxy(p.0.clone());
                                     }
                                 }
