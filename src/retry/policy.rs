@@ -116,14 +116,27 @@ impl std::error::Error for NotRetriedError {
 
 /// Marks `err` as not retried: same kind, URL and message (plus a suffix), the original as
 /// the source behind the mark.
+///
+/// The message says why retrying stopped only when that adds something: after the retry
+/// limit, "after N attempts" already says it.
 pub(crate) fn mark_error(err: Error, reason: NotRetried, attempts: u32) -> Error {
-    let message = match err.message() {
-        Some(m) => format!("{m} (not retried: {reason})"),
-        None => format!("not retried: {reason}"),
+    let why = match (reason, attempts) {
+        (NotRetried::RetriesExhausted, _) => None,
+        (_, 1) => Some(format!("not retried: {reason}")),
+        (_, _) => Some(format!("stopped retrying: {reason}")),
     };
-    let mut marked = Error::new(err.kind())
-        .with_message(message)
-        .with_attempts(attempts);
+    let message = match (err.message(), why) {
+        (Some(m), Some(why)) => Some(format!("{m} ({why})")),
+        (Some(m), None) => Some(m.to_owned()),
+        (None, why) => why,
+    };
+    let mut marked = Error::new(err.kind()).with_attempts(attempts);
+    if let Some(message) = message {
+        marked = marked.with_message(message);
+    }
+    if let Some(proxy) = err.proxy() {
+        marked = marked.with_proxy(proxy.clone());
+    }
     if let Some(url) = err.url() {
         // Already redacted by whoever set it; keep it exactly.
         marked = marked.with_url_redacted(url, &crate::error::Redactor::new([""; 0]));

@@ -64,7 +64,8 @@ SIGPIPE, what a shell reports for `yes | head`).";
     propagate_version = true
 )]
 pub struct Cli {
-    /// Logs on stderr: -v info, -vv debug, -vvv trace [default: off]
+    /// Logs on stderr: -v info plus retries, give-ups and proxy events, -vv debug, -vvv trace
+    /// [default: only the "all proxies down, waiting" warning]
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true, help_heading = "Progress and logs")]
     pub verbose: u8,
 

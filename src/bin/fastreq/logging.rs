@@ -1,4 +1,5 @@
-//! `-v` / `--log-format`: tracing logs on stderr, off by default.
+//! `-v` / `--log-format`: tracing logs on stderr; without `-v` only the "all proxies down,
+//! waiting" warning.
 
 use std::io::IsTerminal as _;
 
@@ -9,8 +10,11 @@ use crate::args::LogFormat;
 /// The filter for `-v` repeated `verbose` times (`None`: no logs).
 pub fn filter_for(verbose: u8) -> Option<&'static str> {
     match verbose {
-        0 => None,
-        1 => Some("warn,fastreq=info"),
+        // Without `-v`, only the warning that every proxy is down and requests wait.
+        0 => Some("off,fastreq::proxy::service=warn"),
+        // Retries, give-ups and proxy events are debug events of the library (a library
+        // keeps its info level quiet); `-v` shows them, and every warning.
+        1 => Some("warn,fastreq=info,fastreq::retry=debug,fastreq::proxy=debug"),
         2 => Some("info,fastreq=debug"),
         _ => Some("trace"),
     }
@@ -39,8 +43,9 @@ mod tests {
 
     #[test]
     fn levels() {
-        assert_eq!(filter_for(0), None);
+        assert_eq!(filter_for(0), Some("off,fastreq::proxy::service=warn"));
         assert!(filter_for(1).unwrap().contains("fastreq=info"));
+        assert!(filter_for(1).unwrap().contains("fastreq::retry=debug"));
         assert!(filter_for(2).unwrap().contains("fastreq=debug"));
         assert_eq!(filter_for(5), Some("trace"));
     }
