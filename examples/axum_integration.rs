@@ -95,9 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .initial_backoff(Duration::from_millis(20))
                 .build()?,
         )
-        .limit_rate(RateLimitLayer::per_host(20.0)?)
-        .limit_concurrency(ConcurrencyLimitLayer::new(16)?)
-        .timeout_hops(TimeoutLayer::new(Duration::from_millis(200))?)
+        .limit_rate(RateLimitLayer::per_host(20.0))
+        .limit_concurrency(ConcurrencyLimitLayer::new(16))
+        .timeout_hops(TimeoutLayer::new(Duration::from_millis(200)))
         .service(Backend::new());
 
     let state = AppState {

@@ -113,7 +113,7 @@ where
 #[tokio::test]
 async fn global_limit_bounds_requests_while_bodies_stream() {
     let (server, held) = holding_server();
-    let layer = ConcurrencyLimitLayer::new(3).unwrap();
+    let layer = ConcurrencyLimitLayer::new(3);
     let svc = layer.layer(Backend::new());
     let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let tasks = spawn_all(&svc, (0..10).map(|i| server.url(&format!("/{i}"))), &open);
@@ -206,7 +206,7 @@ async fn permit_is_released_when_the_body_ends_errors_or_is_dropped() {
         "/empty" => Reply::ok(),
         _ => Reply::text("hello"),
     });
-    let layer = ConcurrencyLimitLayer::new(1).unwrap();
+    let layer = ConcurrencyLimitLayer::new(1);
     let mut svc: ConcurrencyLimit<Backend> = layer.layer(Backend::new());
     let ready = |svc: &mut ConcurrencyLimit<Backend>| {
         let mut svc = svc.clone();
@@ -290,7 +290,7 @@ async fn permit_is_released_when_the_body_ends_errors_or_is_dropped() {
 #[tokio::test]
 async fn unread_streaming_response_is_released_on_drop_and_server_sees_it() {
     let (server, held) = holding_server();
-    let layer = ConcurrencyLimitLayer::new(1).unwrap();
+    let layer = ConcurrencyLimitLayer::new(1);
     let mut svc = layer.layer(Backend::new());
     let resp = svc
         .ready()
@@ -435,7 +435,7 @@ async fn per_host_waiters_are_served_first_come_first_served() {
 
 #[test]
 fn zero_limits_are_config_errors() {
-    let e = ConcurrencyLimitLayer::new(0).unwrap_err();
+    let e = ConcurrencyLimitLayer::try_new(0).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("(got 0)"), "{e}");
     let e = ConcurrencyLimitLayer::builder()
