@@ -136,6 +136,10 @@ pub mod stack;
 pub mod timeout;
 pub mod user_agent;
 
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 pub use backend::{Backend, BackendBuilder, Certificate};
 pub use body::Body;
 pub use error::{redact_url, BoxError, Error, ErrorKind, Redactor, DEFAULT_REDACTED_PARAMS};

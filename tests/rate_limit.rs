@@ -441,6 +441,34 @@ async fn retry_after_pause_is_capped() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn huge_retry_after_with_an_unbounded_cap_does_not_overflow() {
+    // Found while fuzzing Retry-After: `max_pause(Duration::MAX)` and a Retry-After of
+    // u64::MAX seconds overflowed `Instant + Duration` (a panic in the response future).
+    let log = Log::new();
+    let layer = RateLimitLayer::builder()
+        .per_host_rate(10.0)
+        .max_pause(Duration::MAX)
+        .build()
+        .unwrap();
+    let svc = layer.layer(limited_backend(&log, "99999999999999999999999"));
+    let resp = svc
+        .clone()
+        .oneshot(get("http://a.test/limited"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    // The host is paused (for as long as the clock allows); other hosts are not.
+    let next = tokio::time::timeout(
+        Duration::from_secs(86_400),
+        svc.clone().oneshot(get("http://a.test/next")),
+    )
+    .await;
+    assert!(next.is_err(), "a.test is still paused a day later");
+    svc.oneshot(get("http://b.test/")).await.unwrap();
+    assert_eq!(log.times().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_after_without_per_host_limit_pauses_nothing() {
     let log = Log::new();
     let svc = RateLimitLayer::new(10.0).layer(limited_backend(&log, "30"));
