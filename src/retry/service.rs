@@ -123,7 +123,7 @@ where
             .map_or(config.max_retries, |m| m.0);
 
         // Keep a copy for replays only when a retry is possible at all.
-        let mut blocked = None;
+        let blocked;
         let mut template = None;
         let req = if max_retries == 0 {
             blocked = Some(NotRetried::RetriesExhausted);
