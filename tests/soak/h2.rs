@@ -74,7 +74,7 @@ pub struct GoAwayStats {
 }
 
 /// Streams a served connection of the GOAWAY server takes before shutting down.
-const SERVED_PER_CONN: usize = 24;
+const SERVED_PER_CONN: usize = 8;
 
 /// The h2c server of [`Fault::GoAway`]: every other connection gets, once its first
 /// request's HEADERS arrive, a `GOAWAY` with last stream id 0 (raw frames: the h2 crate

@@ -53,7 +53,7 @@ pub enum Fault {
     /// h2c: `RST_STREAM(REFUSED_STREAM)`.
     H2Refused,
     /// h2c on the GOAWAY server: every other connection answers its first request with
-    /// `GOAWAY(last_stream_id = 0)`; the others serve 24 streams and shut down gracefully.
+    /// `GOAWAY(last_stream_id = 0)`; the others serve 8 streams and shut down gracefully.
     GoAway,
 }
 
