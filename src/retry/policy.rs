@@ -436,6 +436,29 @@ mod tests {
     }
 
     #[test]
+    fn unprocessed_errors() {
+        use std::io::{Error as IoError, ErrorKind as Io};
+        assert!(is_unprocessed_error(&Error::new(ErrorKind::Connect)));
+        // Processed, or maybe processed: a timeout, a reset, a body that failed.
+        assert!(!is_unprocessed_error(&Error::new(ErrorKind::Timeout)));
+        let reset = Error::new(ErrorKind::Io).with_source(IoError::from(Io::ConnectionReset));
+        assert!(is_retryable_error(&reset) && !is_unprocessed_error(&reset));
+        assert!(!is_unprocessed_error(&reset.mark_body_failed()));
+        // Our own locally made h2 error is not the server's refusal.
+        #[cfg(feature = "http2")]
+        assert!(!is_unprocessed_error(
+            &Error::new(ErrorKind::Io).with_source(h2::Error::from(h2::Reason::REFUSED_STREAM))
+        ));
+        let plain = Error::new(ErrorKind::Io).with_source(Fake(
+            "stream error received: refused stream before processing any application logic",
+        ));
+        assert!(
+            !is_unprocessed_error(&plain),
+            "h2 forms count only under hyper"
+        );
+    }
+
+    #[test]
     fn h2_reasons() {
         assert!(is_h2_retryable(
             "stream error received: refused stream before processing any application logic"
