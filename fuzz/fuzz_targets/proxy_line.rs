@@ -64,12 +64,15 @@ fn check_parsed(p: &Proxy) {
         ),
         None => expected.clone(),
     };
-    let again = Proxy::parse(&url).unwrap_or_else(|e| panic!("{expected} does not parse back: {e}"));
+    let again =
+        Proxy::parse(&url).unwrap_or_else(|e| panic!("{expected} does not parse back: {e}"));
     assert_eq!(&again, p);
     assert_eq!(proxy_credentials(&again), creds);
     let mut built = Proxy::new(p.scheme(), p.host(), p.port()).expect("parts of a parsed proxy");
     if let Some((u, pw)) = creds {
-        built = built.with_credentials(u, pw).expect("credentials of a parsed proxy");
+        built = built
+            .with_credentials(u, pw)
+            .expect("credentials of a parsed proxy");
     }
     assert_eq!(&built, p);
 }
@@ -140,15 +143,24 @@ fuzz_target!(|input: Input| {
             let expect_exact = valid
                 && match form % 4 {
                     0 => !user.contains(':'),
-                    1 => scheme != ProxyScheme::Socks4
-                        && !(scheme.is_socks() && (user.len() > 255 || pass.len() > 255)),
-                    2 => !user.contains([':', '%', '@', '/']) && !pass.contains('%')
-                        && !user.contains("://"),
+                    1 => {
+                        scheme != ProxyScheme::Socks4
+                            && !(scheme.is_socks() && (user.len() > 255 || pass.len() > 255))
+                    }
+                    2 => {
+                        !user.contains([':', '%', '@', '/'])
+                            && !pass.contains('%')
+                            && !user.contains("://")
+                    }
                     _ => false,
                 };
             if expect_exact {
                 let p = result.unwrap_or_else(|e| panic!("{line:?} does not parse: {e}"));
-                let scheme = if form % 4 == 1 { scheme } else { ProxyScheme::Http };
+                let scheme = if form % 4 == 1 {
+                    scheme
+                } else {
+                    ProxyScheme::Http
+                };
                 assert_eq!(p.scheme(), scheme, "{line:?}");
                 assert_eq!(p.host(), host.to_ascii_lowercase(), "{line:?}");
                 assert_eq!(p.port(), port, "{line:?}");

@@ -522,9 +522,14 @@ pub(crate) fn redact_line(line: &str) -> String {
                     let port = after.split(':').next().unwrap_or("");
                     format!("{host}:{port}:***")
                 }
-                _ => hostport.to_owned(),
+                Some(_) => hostport.to_owned(),
+                None => "[***".to_owned(),
             };
             format!("{prefix}{shown}{hostport}")
+        }
+        // An unclosed `[`: where the host ends is unknown, and so is where a password starts.
+        Form::Colon(host, None) if host.starts_with('[') && !host.ends_with(']') => {
+            "[***".to_owned()
         }
         Form::Colon(host, None) => host.to_owned(),
         // Keep host and port (and the user), hide what follows.
@@ -744,6 +749,10 @@ mod tests {
             "h.test:8o:user:s3cret",
             "ho@st:80:u:s3cret",
             "h.test:0:user:pa://s3cret",
+            // Found by fuzzing: an unclosed `[` showed the whole line.
+            "[:0::s3cret",
+            "[::1:80:u:s3cret",
+            "http://u@[::1:80:u:s3cret",
         ] {
             let e = Proxy::parse(line).unwrap_err();
             assert!(!format!("{e} {e:?}").contains("s3cret"), "{line}: {e}");
