@@ -28,6 +28,9 @@
 //!   defaults) when `python3 -c 'import fastreq'` works, fewer requests (it is slow), once
 //!   per round.
 //!
+//! `cli serve N` (the bench binary run by hand) starts only the server, writes N URLs to a
+//! file and prints its path, for `perf record` of the binary.
+//!
 //! In every round each variant runs once, the order rotating from round to round so that
 //! drift of the shared machine hits all alike. Reported: the median req/s over the rounds and
 //! its ratio to `hyper`. Then the CLI's peak RSS (`VmHWM`, sampled every 20 ms) reading
@@ -254,7 +257,27 @@ fn write_urls(path: &Path, base: &str, n: usize) {
     f.flush().expect("write URL file");
 }
 
+/// `cli serve N`: only the server, for profiling the binary by hand; writes N URLs to a
+/// file, prints its path and the base URL, and serves until stdin closes.
+fn serve(n: usize) {
+    let server = support::TestServer::builder()
+        .worker_threads(1)
+        .track_paths(false)
+        .routes();
+    let base = server.base_url();
+    let base = base.trim_end_matches('/');
+    let path = std::env::temp_dir().join(format!("fastreq-cli-serve-{}.txt", server.port()));
+    write_urls(&path, base, n);
+    println!("{base} {}", path.display());
+    let _ = std::io::stdin().lines().count();
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        serve(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50_000));
+        return;
+    }
     let n = env_num("FASTREQ_CLI_N", 50_000);
     let rounds = env_num("FASTREQ_CLI_ROUNDS", 3).max(1);
     let c = env_num("FASTREQ_CLI_CONC", 64);
