@@ -33,7 +33,9 @@
 //!
 //! In every round each variant runs once, the order rotating from round to round so that
 //! drift of the shared machine hits all alike. Reported: the median req/s over the rounds and
-//! its ratio to `hyper`. Then the CLI's peak RSS (`VmHWM`, sampled every 20 ms) reading
+//! its ratio to `hyper`, and the client's CPU time per request (user + system: the runtime
+//! thread for `hyper` and `library`, whose server shares the process; the whole process,
+//! through `/usr/bin/time`, for the CLI, its input and output threads included). Then the CLI's peak RSS (`VmHWM`, sampled every 20 ms) reading
 //! `FASTREQ_CLI_RSS_N` URLs and a tenth of them from stdin.
 
 #[path = "../tests/support/mod.rs"]
@@ -83,6 +85,26 @@ fn env_num(name: &str, default: usize) -> usize {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// CPU time (user + system) of the calling thread, from `/proc/thread-self/stat` (clock
+/// ticks of 10 ms); zero where that is not readable.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// Raw hyper-util; returns the responses with a 200-byte body.
@@ -143,9 +165,25 @@ fn check_output(path: &Path) -> (usize, usize) {
 }
 
 /// The CLI on `input`; returns the responses with status 200 and the wall time.
-fn cli(bin: &Path, input: &Path, output: &Path, c: usize, extra: &[String]) -> (usize, Duration) {
+fn cli(
+    bin: &Path,
+    input: &Path,
+    output: &Path,
+    c: usize,
+    extra: &[String],
+) -> (usize, Duration, Option<Duration>) {
+    // `/usr/bin/time` (when there) gives the CPU time of the whole process.
+    let time_file = output.with_extension("time");
+    let timed = Path::new("/usr/bin/time").exists();
+    let mut cmd = if timed {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "%U %S", "-o"]).arg(&time_file).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
     let started = Instant::now();
-    let out = Command::new(bin)
+    let out = cmd
         .arg("fetch")
         .arg(input)
         .arg("-o")
@@ -166,7 +204,17 @@ fn cli(bin: &Path, input: &Path, output: &Path, c: usize, extra: &[String]) -> (
     );
     let (lines, ok) = check_output(output);
     assert_eq!(lines, ok, "every line has status 200");
-    (ok, took)
+    let cpu = timed
+        .then(|| std::fs::read_to_string(&time_file).ok())
+        .flatten()
+        .and_then(|t| {
+            let v: Vec<f64> = t
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (v.len() == 2).then(|| Duration::from_secs_f64(v[0] + v[1]))
+        });
+    (ok, took, cpu)
 }
 
 const PYTHON: &str = r#"
@@ -326,15 +374,17 @@ fn main() {
     }
 
     let mut results = vec![Vec::new(); variants.len()];
+    let mut cpu_per_req: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for round in 0..=rounds {
         for k in 0..variants.len() {
             let vi = (k + round) % variants.len();
             let v = variants[vi];
             let count = if v == Variant::Python { py_n } else { n };
-            let (ok, took) = match v {
+            let (ok, took, cpu) = match v {
                 Variant::Hyper | Variant::Library => {
                     let base = base.clone();
                     let started = Instant::now();
+                    let cpu = thread_cpu();
                     let ok = rt.block_on(async move {
                         tokio::spawn(async move {
                             if v == Variant::Hyper {
@@ -346,31 +396,50 @@ fn main() {
                         .await
                         .expect("run")
                     });
-                    (ok, started.elapsed())
+                    (
+                        ok,
+                        started.elapsed(),
+                        Some(thread_cpu().saturating_sub(cpu)),
+                    )
                 }
                 Variant::Cli => cli(&bin, &input, &output, c, &extra),
-                Variant::Python => python(&base, py_n, c),
+                Variant::Python => {
+                    let (ok, took) = python(&base, py_n, c);
+                    (ok, took, None)
+                }
             };
             assert_eq!(ok, count, "{}: {} of {count} failed", v.name(), count - ok);
             let rps = count as f64 / took.as_secs_f64();
+            let cpu_us = cpu.map(|d| d.as_secs_f64() * 1e6 / count as f64);
             if round > 0 {
                 results[vi].push(rps);
+                if let Some(us) = cpu_us {
+                    cpu_per_req[vi].push(us);
+                }
             }
             println!(
-                "{} {:<32} {:>9.0} req/s",
+                "{} {:<32} {:>9.0} req/s  {}",
                 if round == 0 { "warm-up " } else { "measured" },
                 v.name(),
-                rps
+                rps,
+                cpu_us.map_or(String::new(), |us| format!("{us:.1} µs CPU/req"))
             );
         }
     }
 
     let med: Vec<f64> = results.iter_mut().map(|r| median(r)).collect();
-    println!("\n| variant | requests | req/s (median) | × hyper-util |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "\n| variant | requests | req/s (median) | × hyper-util | client CPU µs/req (median) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     for (vi, v) in variants.iter().enumerate() {
+        let cpu = if cpu_per_req[vi].is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.1}", median(&mut cpu_per_req[vi]))
+        };
         println!(
-            "| {} | {} | {:.0} | {:.2} |",
+            "| {} | {} | {:.0} | {:.2} | {cpu} |",
             v.name(),
             if *v == Variant::Python { py_n } else { n },
             med[vi],
