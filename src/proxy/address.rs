@@ -471,10 +471,13 @@ fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
         Ok(0) => Err("port 0 is not a valid port".into()),
         Ok(p) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(format!(
+        // Only a number is quoted: other text in the place of the port may be a password
+        // (`scheme://host:port:user@mail.test:pass` puts `pass` there).
+        _ if s.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
             "`{}` is not a port (1 to 65535)",
             s.escape_default()
         )),
+        _ => Err("the port is not a number (1 to 65535)".into()),
     }
 }
 
@@ -522,6 +525,10 @@ pub(crate) fn redact_line(line: &str) -> String {
                     let port = after.split(':').next().unwrap_or("");
                     format!("{host}:{port}:***")
                 }
+                // A port that is not a number may be a password.
+                Some((host, Some(port))) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("{host}:***")
+                }
                 Some(_) => hostport.to_owned(),
                 None => "[***".to_owned(),
             };
@@ -536,6 +543,10 @@ pub(crate) fn redact_line(line: &str) -> String {
         Form::Colon(host, Some(after)) => {
             let mut fields = after.splitn(3, ':');
             let port = fields.next().unwrap_or("");
+            if !port.bytes().all(|b| b.is_ascii_digit()) {
+                // Not a port: `user:pass` without a host, or worse.
+                return format!("{host}:***");
+            }
             match (fields.next(), fields.next()) {
                 (None, _) => format!("{host}:{port}"),
                 (Some(user), Some(_)) => format!("{host}:{port}:{user}:***"),
@@ -753,6 +764,11 @@ mod tests {
             "[:0::s3cret",
             "[::1:80:u:s3cret",
             "http://u@[::1:80:u:s3cret",
+            // Found by fuzzing: an `@` in the user name of scheme://host:port:user:pass puts
+            // the password in the place of the port.
+            "socks5://10.0.0.1:1080:me@mail.test:s3cret",
+            "http://:19199:@:s3cret",
+            "user:s3cret",
         ] {
             let e = Proxy::parse(line).unwrap_err();
             assert!(!format!("{e} {e:?}").contains("s3cret"), "{line}: {e}");
