@@ -345,22 +345,17 @@ fn split_colon_host(rest: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// Classifies a line. A line without a scheme is in the colon form when its first field is
-/// a plain host (name, IPv4 or bracketed IPv6 characters) and its second field is all
-/// digits; this is checked before the `user:pass@host:port` form, so an `@` in the user
-/// name or password of `host:port:user:pass` stays part of them.
+/// Classifies a line. A line without a scheme is in the colon form when its first field
+/// has no `@` and its second field is all digits (a port); this is checked before the
+/// `user:pass@host:port` form, so an `@` in the user name or password of
+/// `host:port:user:pass` stays part of them, also when the host is not valid.
 fn classify(line: &str) -> Form<'_> {
     if let Some((name, rest)) = split_scheme(line) {
         return Form::Url(Some(name), rest);
     }
     if let Some((host, Some(after))) = split_colon_host(line) {
         let port = after.split(':').next().unwrap_or("");
-        let plain_host = host.starts_with('[')
-            || (!host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
-        if plain_host && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        if !host.contains('@') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
             return Form::Colon(host, Some(after));
         }
     }
@@ -769,9 +764,17 @@ mod tests {
             "socks5://10.0.0.1:1080:me@mail.test:s3cret",
             "http://:19199:@:s3cret",
             "user:s3cret",
+            // Found by fuzzing: an empty or invalid host made an `@` in the password
+            // split the line as a URL.
+            ":16::s3c@r3t",
+            "a/b:16:u:s3c@r3t",
         ] {
             let e = Proxy::parse(line).unwrap_err();
-            assert!(!format!("{e} {e:?}").contains("s3cret"), "{line}: {e}");
+            let shown = format!("{e} {e:?}");
+            assert!(
+                !shown.contains("s3c") && !shown.contains("r3t"),
+                "{line}: {e}"
+            );
         }
     }
 
