@@ -107,7 +107,7 @@ fn bench(c: &mut Criterion) {
     };
 
     run(&mut group, &rt, "bare", backend(), &one_host);
-    let global = ConcurrencyLimitLayer::new(1024).unwrap();
+    let global = ConcurrencyLimitLayer::new(1024);
     run(
         &mut group,
         &rt,

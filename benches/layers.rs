@@ -132,15 +132,11 @@ macro_rules! services {
         );
         $each!(
             "rate_limit_1e9",
-            fastreq::rate_limit::RateLimitLayer::new(1e9)
-                .unwrap()
-                .layer(backend())
+            fastreq::rate_limit::RateLimitLayer::new(1e9).layer(backend())
         );
         $each!(
             "concurrency_1024",
-            fastreq::concurrency::ConcurrencyLimitLayer::new(1024)
-                .unwrap()
-                .layer(backend())
+            fastreq::concurrency::ConcurrencyLimitLayer::new(1024).layer(backend())
         );
         $each!(
             "timeout_default",

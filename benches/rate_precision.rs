@@ -61,9 +61,9 @@ fn main() {
 
     let (sends, failures, wall) = rt.block_on(async move {
         let layer = if per_host {
-            RateLimitLayer::per_host(rate).unwrap()
+            RateLimitLayer::per_host(rate)
         } else {
-            RateLimitLayer::new(rate).unwrap()
+            RateLimitLayer::new(rate)
         };
         let backend = Backend::new();
         // Warm the connection pool (not counted).

@@ -1,7 +1,8 @@
 //! An axum app whose handler fans out to several upstreams through fastreq layers composed
 //! in the app's own `ServiceBuilder` (with `ServiceBuilderExt`), and aggregates the answers.
 //!
-//! The upstreams are local test servers: `prices` answers at once, `stock` fails with 503
+//! The upstreams are small local axum servers the example starts itself (127.0.0.1, free
+//! ports; see `mod upstreams` at the bottom): `prices` answers at once, `stock` fails with 503
 //! the first time (the retry layer takes care of it), `reviews` is slower than the per-hop
 //! timeout (the handler reports it as unavailable). The example then calls its own
 //! `/summary` endpoint once with a fastreq client and prints the answer. No network needed.
@@ -9,11 +10,19 @@
 //! ```text
 //! cargo run --example axum_integration
 //! ```
+//!
+//! To use it as a program of your own, copy this file to `src/main.rs` with these dependencies:
+//!
+//! ```toml
+//! [dependencies]
+//! fastreq = "0.1"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread", "net", "time"] }
+//! futures-util = "0.3"
+//! tower = { version = "0.5", features = ["util"] }
+//! http = "1"
+//! axum = "0.8"
+//! ```
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +35,7 @@ use fastreq::rate_limit::RateLimitLayer;
 use fastreq::retry::RetryLayer;
 use fastreq::timeout::TimeoutLayer;
 use fastreq::{Backend, Body, Fetch, Fetched};
-use futures::StreamExt;
-use support::{Reply, TestServer};
+use futures_util::StreamExt;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
@@ -76,14 +84,6 @@ async fn summary(State(app): State<AppState>) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let prices = TestServer::start(|_| Reply::text("17"));
-    let stock_calls = AtomicUsize::new(0);
-    let stock = TestServer::start(move |_| match stock_calls.fetch_add(1, Ordering::Relaxed) {
-        0 => Reply::status(503),
-        _ => Reply::text("25"),
-    });
-    let reviews = TestServer::start(|_| Reply::text("4").delay(Duration::from_secs(2)));
-
     // The app's own stack: retry outermost, then a per-host rate limit, a concurrency limit
     // and a per-hop timeout over fastreq's backend; `Fetch` buffers each response.
     let upstream = ServiceBuilder::new()
@@ -95,18 +95,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .initial_backoff(Duration::from_millis(20))
                 .build()?,
         )
-        .limit_rate(RateLimitLayer::per_host(20.0)?)
-        .limit_concurrency(ConcurrencyLimitLayer::new(16)?)
-        .timeout_hops(TimeoutLayer::new(Duration::from_millis(200))?)
+        .limit_rate(RateLimitLayer::per_host(20.0))
+        .limit_concurrency(ConcurrencyLimitLayer::new(16))
+        .timeout_hops(TimeoutLayer::new(Duration::from_millis(200)))
         .service(Backend::new());
 
     let state = AppState {
         upstream,
-        sources: Arc::new(vec![
-            ("prices", prices.url("/prices/42")),
-            ("stock", stock.url("/stock/42")),
-            ("reviews", reviews.url("/reviews/42")),
-        ]),
+        sources: Arc::new(upstreams::start().await?),
     };
     let app = Router::new()
         .route("/summary", get(summary))
@@ -128,4 +124,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("unexpected summary".into());
     }
     Ok(())
+}
+
+/// The upstreams, each a small axum server on 127.0.0.1. Nothing here is fastreq.
+mod upstreams {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::Router;
+
+    /// Starts the three upstreams; returns (name, URL) of each.
+    pub async fn start() -> std::io::Result<Vec<(&'static str, String)>> {
+        let prices = Router::new().route("/prices/{id}", get(|| async { "17" }));
+
+        // 503 on the first call, then the answer.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stock = Router::new().route(
+            "/stock/{id}",
+            get(move || {
+                let first = calls.fetch_add(1, Ordering::Relaxed) == 0;
+                async move {
+                    match first {
+                        true => Err(StatusCode::SERVICE_UNAVAILABLE),
+                        false => Ok("25"),
+                    }
+                }
+            }),
+        );
+
+        let reviews = Router::new().route(
+            "/reviews/{id}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "4"
+            }),
+        );
+
+        Ok(vec![
+            ("prices", format!("{}/prices/42", serve(prices).await?)),
+            ("stock", format!("{}/stock/42", serve(stock).await?)),
+            ("reviews", format!("{}/reviews/42", serve(reviews).await?)),
+        ])
+    }
+
+    /// Serves `app` on a free port of 127.0.0.1; returns `http://127.0.0.1:PORT`.
+    async fn serve(app: Router) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(url)
+    }
 }

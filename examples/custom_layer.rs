@@ -7,15 +7,25 @@
 //!   each request once; at `Position::PerAttempt` each attempt; at `Position::AroundBackend`
 //!   each hop as it goes on the wire.
 //!
-//! The local server answers the first call of `/start` with 503 (retried), then redirects
-//! `/start` to `/end`: one request, two attempts, three hops.
+//! A small local server started by the example itself (axum on 127.0.0.1, a free port; see
+//! `mod server` at the bottom) wants the key on every path, answers the first call of
+//! `/start` with 503 (retried), then redirects `/start` to `/end`: one request, two attempts,
+//! three hops. No network needed.
 //!
 //! ```text
 //! cargo run --example custom_layer
 //! ```
-
-#[path = "../tests/support/mod.rs"]
-mod support;
+//!
+//! To use it as a program of your own, copy this file to `src/main.rs` with these dependencies:
+//!
+//! ```toml
+//! [dependencies]
+//! fastreq = "0.1"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread", "net"] }
+//! tower = "0.5"
+//! http = "1"
+//! axum = "0.8"   # for the local server only
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +37,6 @@ use std::time::Duration;
 use fastreq::stack::Position;
 use fastreq::{Body, ResponseBody};
 use http::{HeaderValue, Request, Response};
-use support::{Reply, TestServer};
 use tower::{Layer, Service};
 
 /// Adds an API key to every request that passes through it.
@@ -151,17 +160,7 @@ where
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `/start`: 503 the first time, then a redirect to `/end`. Every path needs the key.
-    let start_calls = AtomicUsize::new(0);
-    let server = TestServer::start(move |req| {
-        if req.header("x-api-key") != Some("s3cret") {
-            return Reply::status(401);
-        }
-        match req.path() {
-            "/start" if start_calls.fetch_add(1, Ordering::Relaxed) == 0 => Reply::status(503),
-            "/start" => Reply::status(302).header("location", "/end"),
-            _ => Reply::text("the end"),
-        }
-    });
+    let server = server::start().await?;
 
     let top = LogLayer::new("Top");
     let per_attempt = LogLayer::new("PerAttempt");
@@ -174,7 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer_at(Position::AroundBackend, on_the_wire.clone())
         .build()?;
 
-    let page = client.get(server.url("/start")).await?;
+    let page = client.get(format!("{}/start", server.url)).await?;
     println!(
         "\n{} from {} after {} attempts: {:?}",
         page.status(),
@@ -195,4 +194,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("expected 200 and counts (1, 2, 3), got {counts:?}").into());
     }
     Ok(())
+}
+
+/// The local server the example talks to (axum on 127.0.0.1). Nothing here is fastreq.
+mod server {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::extract::State;
+    use axum::http::{header, HeaderMap, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use axum::Router;
+
+    pub struct Server {
+        /// `http://127.0.0.1:PORT`
+        pub url: String,
+        counts: Counts,
+    }
+
+    impl Server {
+        /// Requests received so far.
+        pub fn hits(&self) -> usize {
+            self.counts.hits.load(Ordering::Relaxed)
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Counts {
+        hits: Arc<AtomicUsize>,
+        starts: Arc<AtomicUsize>,
+    }
+
+    /// Starts the server on a free port.
+    pub async fn start() -> std::io::Result<Server> {
+        let counts = Counts::default();
+        let app = Router::new().fallback(answer).with_state(counts.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Server { url, counts })
+    }
+
+    async fn answer(State(counts): State<Counts>, uri: Uri, headers: HeaderMap) -> Response {
+        counts.hits.fetch_add(1, Ordering::Relaxed);
+        if headers.get("x-api-key").map(|key| key.as_bytes()) != Some(b"s3cret") {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        match uri.path() {
+            "/start" if counts.starts.fetch_add(1, Ordering::Relaxed) == 0 => {
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+            "/start" => (StatusCode::FOUND, [(header::LOCATION, "/end")]).into_response(),
+            _ => "the end".into_response(),
+        }
+    }
 }

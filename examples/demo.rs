@@ -1,46 +1,62 @@
-//! The fastreq demo: no network needed.
+//! The fastreq demo: many requests through the full preset, against faults, with no network.
 //!
-//! Starts a local HTTP server (127.0.0.1, random port) with injected faults and two local
-//! HTTP proxies, then fans out 20,000 requests through the full preset (`fastreq::stack()`:
-//! retries with backoff, random user agents, a proxy pool for part of the traffic, cookies,
-//! redirects, decompression, concurrency limit, timeouts), printing a progress line and a
-//! summary: successes, HTTP statuses, errors by kind, retries, proxy use, requests per second
-//! and latency percentiles.
+//! The example starts its own local HTTP server (127.0.0.1, a free port) that injects faults
+//! — connection resets, truncated bodies, 429 and 503 answers, slow responses, requests that
+//! fail twice before they succeed — and two small HTTP forward proxies in front of it (all in
+//! `mod server` at the bottom of this file). Then it fans out 20,000 requests through the full
+//! preset (`fastreq::stack()`: retries with backoff, random user agents, a proxy pool for part
+//! of the traffic, cookies, redirects, decompression, concurrency limit, timeouts), printing a
+//! progress line and a summary: successes, HTTP statuses, errors by kind, retries, proxy use,
+//! requests per second and latency percentiles.
 //!
 //! ```text
 //! cargo run --release --example demo            # 20,000 requests
 //! cargo run --release --example demo -- 100000  # another count
 //! ```
-
-#[path = "../tests/support/mod.rs"]
-mod support;
+//!
+//! To run it as a program of your own, copy this file to `src/main.rs` with these
+//! dependencies (fastreq's default features include the decompression used here):
+//!
+//! ```toml
+//! [dependencies]
+//! fastreq = "0.1"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread", "net", "time", "io-util"] }
+//! futures-util = "0.3"
+//! http = "1"
+//! tower = "0.5"
+//! # for the local server and proxies only
+//! hyper = { version = "1", features = ["server", "http1"] }
+//! hyper-util = { version = "0.1", features = ["tokio"] }
+//! http-body-util = "0.1"
+//! bytes = "1"
+//! flate2 = "1"
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use fastreq::proxy::{SelectedProxy, Strategy};
-use futures::StreamExt;
-use support::proxy::TestProxy;
+use futures_util::StreamExt;
 
 /// What request `i` asks the local server for: most succeed, some fail on purpose.
-fn request_for(i: usize, server: &support::TestServer, closed: &str) -> fastreq::RequestBuilder {
+fn request_for(i: usize, server: &str, closed: &str) -> fastreq::RequestBuilder {
     let url = match i % 100 {
         // Fails twice, then the retry layer gets a 200.
-        0..=1 => server.url(&format!("/flaky/{i}")),
-        2 => server.url(&format!("/item/{i}?status=503")),
-        3 => server.url(&format!("/item/{i}?status=429")),
-        4 => server.url(&format!("/item/{i}?status=404")),
-        5 => server.url(&format!("/item/{i}?fail=reset")),
-        6 => server.url(&format!("/item/{i}?fail=truncate")),
-        7 => server.url(&format!("/item/{i}?delay_ms=50")),
+        0..=1 => format!("{server}/flaky/{i}"),
+        2 => format!("{server}/item/{i}?status=503"),
+        3 => format!("{server}/item/{i}?status=429"),
+        4 => format!("{server}/item/{i}?status=404"),
+        5 => format!("{server}/item/{i}?fail=reset"),
+        6 => format!("{server}/item/{i}?fail=truncate"),
+        7 => format!("{server}/item/{i}?delay_ms=50"),
         8 if i % 1000 == 8 => format!("{closed}/item/{i}"),
         9 if i % 1000 == 9 => "http://bad url/".to_owned(),
-        10 => server.url(&format!("/item/{i}?gzip=1&bytes=2000")),
-        12 => server.url(&format!("/item/{i}?status=302&location=/landed/{i}")),
+        10 => format!("{server}/item/{i}?gzip=1&bytes=2000"),
+        12 => format!("{server}/item/{i}?status=302&location=/landed/{i}"),
         // Slower than the per-request timeout below: a Timeout error.
-        11 if i % 500 == 11 => server.url(&format!("/item/{i}?delay_ms=2000")),
-        _ => server.url(&format!("/item/{i}")),
+        11 if i % 500 == 11 => format!("{server}/item/{i}?delay_ms=2000"),
+        _ => format!("{server}/item/{i}"),
     };
     let req = fastreq::get(url).timeout(Duration::from_millis(500));
     // One request in five goes through the proxy pool; the rest go direct.
@@ -67,27 +83,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let concurrency = 64;
 
-    let flaky = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let server = support::TestServer::builder()
-        .track_paths(false)
-        .start(move |req| {
-            if req.path().starts_with("/flaky/") {
-                let mut seen = flaky.lock().unwrap();
-                let n = seen.entry(req.path().to_owned()).or_insert(0u32);
-                *n += 1;
-                if *n <= 2 {
-                    return support::Reply::status(503);
-                }
-            }
-            support::route(&req)
-        });
-    let proxies = [TestProxy::http().start(), TestProxy::http().start()];
-    let closed = format!("http://{}", support::closed_port());
+    // The local server with its faults, two forward proxies in front of it, and an address
+    // where nothing listens.
+    let server = server::start().await?;
+    let proxies = [server::start_proxy().await?, server::start_proxy().await?];
+    let closed = server::closed_address()?;
     println!(
         "fastreq demo: {total} requests to a local server at {} through the full preset \
          (concurrency {concurrency}, random user agents, 2 local proxies for 1 request in 5, \
          ~10% faults injected)",
-        server.url("")
+        server
     );
 
     let client = fastreq::stack()
@@ -95,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .retries(2)
         .backoff(Duration::from_millis(5), 2.0, Duration::from_millis(50))
         .random_user_agent()
-        .proxy_lines(&format!("{}\n{}", proxies[0].url(), proxies[1].url()))
+        .proxy_lines(&format!("{}\n{}", proxies[0].url, proxies[1].url))
         .proxy_strategy(Strategy::RoundRobin)
         .build()?;
     let requests = (0..total).map(|i| {
@@ -220,5 +225,214 @@ impl tower::Service<http::Request<fastreq::Body>> for RecordProxy {
             let fetched = fastreq::Fetched::from_response(resp, &uri, started).await?;
             Ok((fetched, proxied))
         })
+    }
+}
+
+/// The local server the demo talks to and its forward proxies: plain hyper and tokio, bound to
+/// 127.0.0.1 on free ports, never connecting beyond loopback. Nothing here is fastreq.
+mod server {
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::io::{self, Write as _};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::combinators::BoxBody;
+    use http_body_util::{BodyExt as _, Full, StreamBody};
+    use hyper::body::{Frame, Incoming};
+    use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    type Body = BoxBody<Bytes, Infallible>;
+    /// How many times each `/flaky/...` path was asked for.
+    type Calls = Arc<Mutex<HashMap<String, u32>>>;
+
+    /// What a normal request gets: a 200-byte JSON object.
+    const JSON: &str = concat!(
+        r#"{"ok":true,"server":"fastreq-demo","items":[1,2,3,4,5,6,7,8],"#,
+        r#""message":"hello from the local demo server","padding":"#,
+        r#""xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#
+    );
+
+    /// Starts the server; returns its base URL, `http://127.0.0.1:PORT`.
+    ///
+    /// `/flaky/...` answers 503 twice, then 200. Any path takes these query parameters:
+    /// `status=N`, `delay_ms=N` (before the headers), `bytes=N` (a body of N bytes instead of
+    /// the JSON), `gzip=1`, `location=PATH`, `fail=reset` (the connection is closed without an
+    /// answer) and `fail=truncate` (half the declared body, then the connection is closed).
+    pub async fn start() -> io::Result<String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let calls = Calls::default();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(5)).await; // e.g. out of file handles
+                    continue;
+                };
+                let calls = calls.clone();
+                let service = hyper::service::service_fn(move |req| answer(req, calls.clone()));
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service);
+                tokio::spawn(connection);
+            }
+        });
+        Ok(url)
+    }
+
+    async fn answer(req: Request<Incoming>, calls: Calls) -> io::Result<Response<Body>> {
+        let query = req.uri().query().unwrap_or("");
+        let param = |key: &str| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+        };
+        let path = req.uri().path();
+        if path.starts_with("/flaky/") {
+            let mut calls = calls.lock().unwrap();
+            let n = calls.entry(path.to_owned()).or_insert(0);
+            *n += 1;
+            if *n <= 2 {
+                return Ok(Response::builder().status(503).body(body("")).unwrap());
+            }
+        }
+        if let Some(ms) = param("delay_ms").and_then(|ms| ms.parse().ok()) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        match param("fail") {
+            // hyper closes the connection when the service fails.
+            Some("reset") => return Err(io::Error::other("injected fault: reset")),
+            Some("truncate") => return Ok(truncated(JSON)),
+            _ => {}
+        }
+
+        let (mut content, content_type) = match param("bytes").and_then(|n| n.parse().ok()) {
+            Some(n) => (pattern(n), "application/octet-stream"),
+            None => (Bytes::from_static(JSON.as_bytes()), "application/json"),
+        };
+        let mut resp = Response::builder().header(CONTENT_TYPE, content_type);
+        if param("gzip") == Some("1") {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&content)?;
+            content = gz.finish()?.into();
+            resp = resp.header(CONTENT_ENCODING, "gzip");
+        }
+        if let Some(location) = param("location") {
+            resp = resp.header(LOCATION, location);
+        }
+        let status = param("status").and_then(|code| code.parse().ok());
+        resp.status(status.unwrap_or(200))
+            .body(body(content))
+            .map_err(io::Error::other)
+    }
+
+    fn body(bytes: impl Into<Bytes>) -> Body {
+        Full::new(bytes.into()).boxed()
+    }
+
+    /// `n` bytes of `abc…xyzabc…`.
+    fn pattern(n: usize) -> Bytes {
+        (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    /// A 200 that declares all of `text` but sends only its first half: when the body ends
+    /// short, hyper closes the connection. The pause lets the half go out first.
+    fn truncated(text: &'static str) -> Response<Body> {
+        let half = Bytes::from_static(&text.as_bytes()[..text.len() / 2]);
+        let chunks = futures_util::stream::unfold(Some(half), |half| async move {
+            match half {
+                Some(half) => Some((Ok(Frame::data(half)), None)),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    None
+                }
+            }
+        });
+        let mut resp = Response::new(StreamBody::new(chunks).boxed());
+        resp.headers_mut().insert(CONTENT_LENGTH, text.len().into());
+        resp
+    }
+
+    /// A local HTTP forward proxy; see [`start_proxy`].
+    pub struct Proxy {
+        /// The proxy line for the pool: `http://127.0.0.1:PORT`.
+        pub url: String,
+        forwarded: Arc<AtomicU64>,
+    }
+
+    impl Proxy {
+        /// Requests forwarded so far.
+        pub fn forwarded(&self) -> u64 {
+            self.forwarded.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Starts a minimal forward proxy: it reads one request in absolute form
+    /// (`GET http://127.0.0.1:PORT/path HTTP/1.1`), connects to that loopback address, and then
+    /// relays bytes both ways, so the server's faults reach the client as they are.
+    pub async fn start_proxy() -> io::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let counter = forwarded.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                tokio::spawn(forward(tcp, counter.clone()));
+            }
+        });
+        Ok(Proxy { url, forwarded })
+    }
+
+    async fn forward(client: TcpStream, forwarded: Arc<AtomicU64>) -> io::Result<()> {
+        let mut client = BufReader::new(client);
+        let mut line = String::new();
+        client.read_line(&mut line).await?;
+        let mut words = line.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let target = target.strip_prefix("http://").unwrap_or("");
+        let (authority, path) = target.split_at(target.find('/').unwrap_or(target.len()));
+        let upstream = match authority.parse::<SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() => addr,
+            _ => {
+                let refused = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
+                return client.get_mut().write_all(refused).await;
+            }
+        };
+        // The head for the server: origin form, without the hop-by-hop proxy headers.
+        let mut head = format!("{method} /{} HTTP/1.1\r\n", path.trim_start_matches('/'));
+        loop {
+            let mut header = String::new();
+            if client.read_line(&mut header).await? == 0 || header == "\r\n" {
+                break;
+            }
+            let name = header.split(':').next().unwrap_or("").to_ascii_lowercase();
+            if !name.starts_with("proxy-") && name != "connection" {
+                head += &header;
+            }
+        }
+        head += "connection: close\r\n\r\n";
+
+        let mut server = TcpStream::connect(upstream).await?;
+        forwarded.fetch_add(1, Ordering::Relaxed);
+        server.write_all(head.as_bytes()).await?;
+        server.write_all(client.buffer()).await?;
+        tokio::io::copy_bidirectional(client.get_mut(), &mut server).await?;
+        Ok(())
+    }
+
+    /// A loopback address where nothing listens: bound, then released.
+    pub fn closed_address() -> io::Result<String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        Ok(format!("http://{}", listener.local_addr()?))
     }
 }

@@ -22,9 +22,9 @@
 //!     .retry_requests(RetryLayer::new())
 //!     .user_agent_header(fastreq::user_agent::UserAgentLayer::new())
 //!     .follow_redirects(fastreq::redirect::FollowRedirectLayer::new())
-//!     .limit_rate(RateLimitLayer::new(50.0)?)
-//!     .limit_concurrency(ConcurrencyLimitLayer::new(8)?)
-//!     .timeout_hops(TimeoutLayer::new(Duration::from_secs(10))?)
+//!     .limit_rate(RateLimitLayer::new(50.0))
+//!     .limit_concurrency(ConcurrencyLimitLayer::new(8))
+//!     .timeout_hops(TimeoutLayer::new(Duration::from_secs(10)))
 //!     .service(backend);
 //! let resp = svc.oneshot(fastreq::get("http://a.test/").build()?).await?;
 //! assert_eq!(resp.text().await?, "ok");

@@ -659,6 +659,9 @@ fn userinfo_range(base: &str) -> Option<(usize, usize)> {
         {
             start = colon + 1;
         }
+    } else if let Some(i) = base[..first_at].find("://") {
+        // Not a scheme (`://u:p@h`, `1http://u:p@h`): the authority still follows `://`.
+        start = i + 1;
     }
     while matches!(b.get(start), Some(b'/' | b'\\')) {
         start += 1;
@@ -787,6 +790,10 @@ mod tests {
             // An unencoded '/' in the password ends the authority early: still removed.
             ("http://alice:s3c/ret@h.test/a", "http://h.test/a"),
             ("ftp://alice:s3cret@h.test@evil/", "ftp://evil/"),
+            // Found by fuzzing: no valid scheme before `://`.
+            ("://alice:s3cret@h.test/a", "://h.test/a"),
+            ("://:s3cret@/?q", ":///?q"),
+            ("1http://alice:s3cret@h.test", "1http://h.test"),
         ] {
             let got = redact_url(input);
             assert_eq!(got, want, "{input}");

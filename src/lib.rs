@@ -68,6 +68,33 @@
 //! | [`get_all`], [`get_all_with`], [`fetch()`], [`Fetch`], [`blocking`] | the simple buffered path |
 //! | [`Error`], [`ErrorKind`], [`Redactor`] | one error type; secrets redacted from URLs |
 //!
+//! # Constructors: one rule for every layer
+//!
+//! - A layer's `new` (and its other shorthand constructors that take numbers, such as
+//!   `RateLimitLayer::per_host` or `DecompressionLayer::with_max_decoded_size`) **never
+//!   fails**, so it goes straight into `ServiceBuilder::layer`; a number out of range is
+//!   clamped to the nearest accepted value, as each constructor documents (a rate of 0
+//!   becomes [`rate_limit::MIN_RATE`], a concurrency limit of 0 becomes 1).
+//! - Each of those has a `try_` twin (`RateLimitLayer::try_new`, …) that refuses such a
+//!   number with an [`ErrorKind::Config`] error naming it: use it for values read from
+//!   users.
+//! - Builders (`RateLimitLayer::builder()`, …) validate every option, keep the first error
+//!   and return it from `build()`; constructors that parse text (a header value, a proxy
+//!   line, a PEM file) return a `Result`, since there is no nearest valid text.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fastreq::{concurrency::ConcurrencyLimitLayer, rate_limit::RateLimitLayer};
+//! use fastreq::timeout::TimeoutLayer;
+//!
+//! let _builder = tower::ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(50.0))
+//!     .layer(ConcurrencyLimitLayer::new(8))
+//!     .layer(TimeoutLayer::new(Duration::from_secs(10)));
+//! assert_eq!(ConcurrencyLimitLayer::new(0).max(), Some(1));
+//! assert!(RateLimitLayer::try_new(0.0).unwrap_err().is_config());
+//! ```
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
@@ -108,6 +135,10 @@ pub mod retry;
 pub mod stack;
 pub mod timeout;
 pub mod user_agent;
+
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod __fuzz;
 
 pub use backend::{Backend, BackendBuilder, Certificate};
 pub use body::Body;

@@ -30,7 +30,7 @@
 //! | per-host concurrency | off | [`per_host_concurrency`](StackBuilder::per_host_concurrency) |
 //! | rate limit, burst | off, 1 | [`rate_limit`](StackBuilder::rate_limit), [`burst`](StackBuilder::burst) |
 //! | per-host rate limit | off | [`per_host_rate_limit`](StackBuilder::per_host_rate_limit) |
-//! | retries | 3 (4 attempts), idempotent methods only | [`retries`](StackBuilder::retries), [`retry_non_idempotent`](StackBuilder::retry_non_idempotent) |
+//! | retries | 3 (4 attempts), idempotent methods only (any method the server never processed: [`is_unprocessed_error`](crate::retry::is_unprocessed_error)) | [`retries`](StackBuilder::retries), [`retry_non_idempotent`](StackBuilder::retry_non_idempotent) |
 //! | backoff | 100 ms × 2ⁿ, cap 30 s, full jitter | [`backoff`](StackBuilder::backoff), [`jitter`](StackBuilder::jitter) |
 //! | `Retry-After` cap | 60 s | [`max_retry_after`](StackBuilder::max_retry_after) |
 //! | timeout per hop (to headers) | 30 s | [`timeout`](StackBuilder::timeout) |
@@ -274,7 +274,9 @@ impl StackBuilder {
         self
     }
 
-    /// Also retry non-idempotent methods such as `POST` (default off).
+    /// Also retry non-idempotent methods such as `POST` (default off). Off, they are still
+    /// retried after an error showing the server never processed them (a connect failure,
+    /// HTTP/2 `REFUSED_STREAM`).
     pub fn retry_non_idempotent(mut self, on: bool) -> Self {
         self.retry = self.retry.retry_non_idempotent(on);
         self

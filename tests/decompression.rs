@@ -218,7 +218,7 @@ async fn a_request_accept_encoding_is_kept() {
 async fn uncompressed_unknown_and_disabled_codings_pass_through() {
     let server = server();
     // A cap far below the plain body: plain bodies are not decoded, so not counted here.
-    let svc = layer(DecompressionLayer::with_max_decoded_size(1_000).unwrap());
+    let svc = layer(DecompressionLayer::with_max_decoded_size(1_000));
     let resp = get(&svc, fastreq::get(server.url("/plain"))).await;
     assert_eq!(resp.headers()["content-length"], "100000");
     assert_eq!(resp.body().coding(), None);
@@ -251,7 +251,7 @@ async fn uncompressed_unknown_and_disabled_codings_pass_through() {
 async fn a_one_gib_gzip_bomb_is_capped_at_one_mib_while_streaming() {
     let server = server();
     let bomb_len = bomb().len();
-    let svc = layer(DecompressionLayer::with_max_decoded_size(MIB).unwrap());
+    let svc = layer(DecompressionLayer::with_max_decoded_size(MIB));
     let started = Instant::now();
     let resp = get(&svc, fastreq::get(server.url("/bomb?token=s3cret"))).await;
     assert_eq!(resp.body().limit(), Some(MIB));
@@ -315,7 +315,7 @@ async fn the_cap_comes_from_request_layer_or_response() {
     assert!(bytes.iter().all(|&b| b == 0));
 
     // The layer's cap wins over the response's.
-    let svc = layer(DecompressionLayer::with_max_decoded_size(MIB).unwrap());
+    let svc = layer(DecompressionLayer::with_max_decoded_size(MIB));
     let resp = get(&svc, fastreq::get(&url)).await;
     // The backend stamps no `BodyLimit` when its cap is the default.
     assert_eq!(resp.extensions().get::<BodyLimit>(), None);
@@ -389,14 +389,10 @@ async fn the_cap_is_exact() {
         async move { Ok::<_, fastreq::Error>(gz_response(gz)) }
     });
     let req = || fastreq::get("http://h.test/").build().unwrap();
-    let at = DecompressionLayer::with_max_decoded_size(10_000)
-        .unwrap()
-        .layer(backend.clone());
+    let at = DecompressionLayer::with_max_decoded_size(10_000).layer(backend.clone());
     let resp = at.oneshot(req()).await.unwrap();
     assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), data);
-    let below = DecompressionLayer::with_max_decoded_size(9_999)
-        .unwrap()
-        .layer(backend);
+    let below = DecompressionLayer::with_max_decoded_size(9_999).layer(backend);
     let resp = below.oneshot(req()).await.unwrap();
     let err = resp.into_body().collect().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
@@ -435,7 +431,7 @@ async fn empty_compressed_bodies_and_inner_errors() {
 
 #[test]
 fn configuration() {
-    let err = DecompressionLayer::with_max_decoded_size(0).unwrap_err();
+    let err = DecompressionLayer::try_with_max_decoded_size(0).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("max_decoded_size"), "{err}");
     let l = DecompressionLayer::default();

@@ -149,7 +149,7 @@ async fn burst_then_steady_state_exact_admissions() {
 #[tokio::test(start_paused = true)]
 async fn exactly_5000_per_second_at_rate_5000() {
     let log = Log::new();
-    let layer = RateLimitLayer::new(5000.0).unwrap();
+    let layer = RateLimitLayer::new(5000.0);
     let urls = (0..15_001).map(|i| format!("http://h{}.test/", i % 7));
     run_all(layer.layer(log.service()), urls, 64).await;
 
@@ -171,7 +171,7 @@ async fn exactly_5000_per_second_at_rate_5000() {
 #[tokio::test(start_paused = true)]
 async fn exactly_5000_per_second_per_host() {
     let log = Log::new();
-    let layer = RateLimitLayer::per_host(5000.0).unwrap();
+    let layer = RateLimitLayer::per_host(5000.0);
     let urls = (0..10_001).map(|_| "http://one.test/".to_owned());
     run_all(layer.layer(log.service()), urls, 256).await;
 
@@ -191,7 +191,7 @@ async fn exactly_5000_per_second_per_host() {
 #[tokio::test(start_paused = true)]
 async fn fractional_rate_half_per_second() {
     let log = Log::new();
-    let svc = RateLimitLayer::new(0.5).unwrap().layer(log.service());
+    let svc = RateLimitLayer::new(0.5).layer(log.service());
     for _ in 0..4 {
         svc.clone().oneshot(get("http://a.test/")).await.unwrap();
     }
@@ -211,7 +211,7 @@ async fn fractional_rate_half_per_second() {
 #[tokio::test(start_paused = true)]
 async fn clones_share_one_budget() {
     let log = Log::new();
-    let svc = RateLimitLayer::new(5.0).unwrap().layer(log.service());
+    let svc = RateLimitLayer::new(5.0).layer(log.service());
     // Twenty clones, each sending one request at once (tower's RateLimit would let all
     // twenty through at t=0: each of its clones has its own window).
     let tasks: Vec<_> = (0..20)
@@ -228,7 +228,7 @@ async fn clones_share_one_budget() {
 
     // Services built by the same layer share it too.
     let log = Log::new();
-    let layer = RateLimitLayer::new(5.0).unwrap();
+    let layer = RateLimitLayer::new(5.0);
     let a = layer.layer(log.service());
     let b = layer.layer(log.service());
     a.oneshot(get("http://a.test/")).await.unwrap();
@@ -239,7 +239,7 @@ async fn clones_share_one_budget() {
 #[tokio::test(start_paused = true)]
 async fn fifty_contending_clones_progress_in_arrival_order() {
     let log = Log::new();
-    let layer = RateLimitLayer::new(5000.0).unwrap();
+    let layer = RateLimitLayer::new(5000.0);
     let svc = layer.layer(log.service());
     // Spend the burst so that all fifty queue up, in spawn order.
     assert!(layer.global_limiter().unwrap().try_acquire());
@@ -274,7 +274,7 @@ async fn fifty_contending_clones_progress_in_arrival_order() {
 #[tokio::test(start_paused = true)]
 async fn per_host_buckets_are_independent() {
     let log = Log::new();
-    let layer = RateLimitLayer::per_host(1.0).unwrap();
+    let layer = RateLimitLayer::per_host(1.0);
     let urls = [
         "http://a.test/1",
         "http://a.test/2",
@@ -441,11 +441,37 @@ async fn retry_after_pause_is_capped() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn huge_retry_after_with_an_unbounded_cap_does_not_overflow() {
+    // Found while fuzzing Retry-After: `max_pause(Duration::MAX)` and a Retry-After of
+    // u64::MAX seconds overflowed `Instant + Duration` (a panic in the response future).
+    let log = Log::new();
+    let layer = RateLimitLayer::builder()
+        .per_host_rate(10.0)
+        .max_pause(Duration::MAX)
+        .build()
+        .unwrap();
+    let svc = layer.layer(limited_backend(&log, "99999999999999999999999"));
+    let resp = svc
+        .clone()
+        .oneshot(get("http://a.test/limited"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    // The host is paused (for as long as the clock allows); other hosts are not.
+    let next = tokio::time::timeout(
+        Duration::from_secs(86_400),
+        svc.clone().oneshot(get("http://a.test/next")),
+    )
+    .await;
+    assert!(next.is_err(), "a.test is still paused a day later");
+    svc.oneshot(get("http://b.test/")).await.unwrap();
+    assert_eq!(log.times().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_after_without_per_host_limit_pauses_nothing() {
     let log = Log::new();
-    let svc = RateLimitLayer::new(10.0)
-        .unwrap()
-        .layer(limited_backend(&log, "30"));
+    let svc = RateLimitLayer::new(10.0).layer(limited_backend(&log, "30"));
     svc.clone()
         .oneshot(get("http://a.test/limited"))
         .await
@@ -456,7 +482,7 @@ async fn retry_after_without_per_host_limit_pauses_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_host_buckets_are_evicted() {
-    let layer = RateLimitLayer::per_host(1000.0).unwrap();
+    let layer = RateLimitLayer::per_host(1000.0);
     let hosts = layer.per_host_limiter().unwrap().clone();
     let peak = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(AtomicUsize::new(0));
@@ -488,7 +514,7 @@ async fn idle_host_buckets_are_evicted() {
 #[tokio::test(start_paused = true)]
 async fn rate_change_takes_effect_for_waiters() {
     let log = Log::new();
-    let layer = RateLimitLayer::new(1.0).unwrap();
+    let layer = RateLimitLayer::new(1.0);
     let handle = layer.handle();
     let svc = layer.layer(log.service());
     let tasks: Vec<_> = (0..6)
@@ -522,7 +548,7 @@ async fn rate_change_takes_effect_for_waiters() {
 
     // Per host as well.
     let log = Log::new();
-    let layer = RateLimitLayer::per_host(0.1).unwrap();
+    let layer = RateLimitLayer::per_host(0.1);
     let handle = layer.handle();
     let svc = layer.layer(log.service());
     let urls = (0..3).map(|_| "http://a.test/".to_owned());
@@ -574,7 +600,7 @@ impl Service<Request<Body>> for Counting {
 #[tokio::test(start_paused = true)]
 async fn waiting_for_a_global_permit_does_not_poll_the_inner_service() {
     let inner = Counting::default();
-    let mut svc = RateLimitLayer::new(1.0).unwrap().layer(inner.clone());
+    let mut svc = RateLimitLayer::new(1.0).layer(inner.clone());
     svc.ready()
         .await
         .unwrap()
@@ -604,7 +630,7 @@ async fn waiting_for_a_global_permit_does_not_poll_the_inner_service() {
 #[tokio::test(start_paused = true)]
 async fn waiting_for_a_host_permit_does_not_poll_the_inner_service() {
     let inner = Counting::default();
-    let layer = RateLimitLayer::per_host(1.0).unwrap();
+    let layer = RateLimitLayer::per_host(1.0);
     let svc = layer.layer(inner.clone());
     let urls = (0..3).map(|_| "http://a.test/".to_owned());
     let run = tokio::spawn(run_all(svc.clone(), urls, 8));
@@ -625,11 +651,11 @@ async fn waiting_for_a_host_permit_does_not_poll_the_inner_service() {
 #[test]
 fn absurd_config_is_a_config_error() {
     let errs = [
-        RateLimitLayer::new(0.0).unwrap_err(),
-        RateLimitLayer::new(-1.0).unwrap_err(),
-        RateLimitLayer::new(f64::NAN).unwrap_err(),
-        RateLimitLayer::new(f64::INFINITY).unwrap_err(),
-        RateLimitLayer::per_host(0.0).unwrap_err(),
+        RateLimitLayer::try_new(0.0).unwrap_err(),
+        RateLimitLayer::try_new(-1.0).unwrap_err(),
+        RateLimitLayer::try_new(f64::NAN).unwrap_err(),
+        RateLimitLayer::try_new(f64::INFINITY).unwrap_err(),
+        RateLimitLayer::try_per_host(0.0).unwrap_err(),
         RateLimitLayer::builder()
             .rate(1.0)
             .burst(0)
@@ -758,7 +784,7 @@ async fn loopback_retry_after_pauses_the_host() {
             }
         })
     };
-    let layer = RateLimitLayer::per_host(100.0).unwrap();
+    let layer = RateLimitLayer::per_host(100.0);
     let svc = layer.layer(Backend::new());
     let start = std::time::Instant::now();
     let resp = tokio::time::timeout(LIMIT, svc.clone().oneshot(get(&server.url("/limited"))))
@@ -779,7 +805,7 @@ async fn loopback_retry_after_pauses_the_host() {
 #[tokio::test(start_paused = true)]
 async fn dropped_requests_give_up_their_place() {
     let log = Log::new();
-    let layer = RateLimitLayer::per_host(1.0).unwrap();
+    let layer = RateLimitLayer::per_host(1.0);
     let svc = layer.layer(log.service());
     svc.clone().oneshot(get("http://a.test/0")).await.unwrap();
     let mut doomed = Box::pin(svc.clone().oneshot(get("http://a.test/dropped")));

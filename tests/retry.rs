@@ -474,10 +474,10 @@ async fn post_not_retried_unless_enabled() {
         );
         assert_eq!(log.len(), 1);
     }
-    // A POST error is marked too.
+    // A POST error is marked too: a timeout may come after the server processed it.
     let log = Log::default();
     let svc = RetryLayer::new().layer(mock(log.clone(), |_, _| {
-        Err(Error::new(ErrorKind::Connect))
+        Err(Error::new(ErrorKind::Timeout))
     }));
     let err = svc.oneshot(post()).await.unwrap_err();
     assert_eq!(
@@ -485,6 +485,19 @@ async fn post_not_retried_unless_enabled() {
         Some(NotRetried::NotIdempotent)
     );
     assert_eq!(log.len(), 1);
+
+    // But a connect error means nothing was sent: a POST is retried after it.
+    let log = Log::default();
+    let svc = RetryLayer::new().layer(mock(log.clone(), |n, _| {
+        if n == 0 {
+            Err(Error::new(ErrorKind::Connect))
+        } else {
+            status(201)
+        }
+    }));
+    let resp = svc.oneshot(post()).await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.attempts()), (201, 2));
+    assert_eq!(log.all()[1].body.as_deref(), Some(&b"data"[..]));
 
     // Idempotent methods are retried.
     for method in [
@@ -1195,4 +1208,156 @@ async fn loopback_many_requests_share_one_layer() {
         assert_eq!(text, format!("/p/{i}"));
     }
     assert_eq!(server.hits(), 40);
+}
+
+// ---- Requests the server never processed: retried whatever the method ----
+
+/// An h2c (prior knowledge) server built on the `h2` crate: the first `refuse` streams are
+/// answered with `RST_STREAM(REFUSED_STREAM)`, the others with 200 and the request body.
+/// Returns its URL base and the request bodies it received (refused ones included).
+async fn h2_refusing_server(refuse: usize) -> (String, Arc<Mutex<Vec<Bytes>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        let mut body = req.into_body();
+                        let mut got = Vec::new();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            got.extend_from_slice(&chunk);
+                        }
+                        let n = {
+                            let mut log = log.lock().unwrap();
+                            log.push(Bytes::from(got.clone()));
+                            log.len()
+                        };
+                        if n <= refuse {
+                            respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        } else {
+                            let head = Response::builder().status(200).body(()).unwrap();
+                            if let Ok(mut tx) = respond.send_response(head, false) {
+                                let _ = tx.send_data(Bytes::from(got), true);
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn h2c_client(retries: u32) -> fastreq::Client {
+    fastreq::stack()
+        .http2_prior_knowledge()
+        .retries(retries)
+        .backoff(MS(1), 2.0, MS(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn post_refused_stream_is_retried() {
+    // REFUSED_STREAM: the server did no application processing (RFC 9113 §8.7), so even
+    // a POST is safe to send again.
+    let (base, seen) = h2_refusing_server(1).await;
+    let req = fastreq::post(format!("{base}/submit")).body("payload");
+    let f = tokio::time::timeout(T, h2c_client(3).request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.status(), 200);
+    assert_eq!(f.body(), b"payload");
+    assert_eq!(f.attempts(), 2, "refused once, then accepted");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|b| b == "payload"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn post_refused_every_time_stops_at_the_limit() {
+    let (base, seen) = h2_refusing_server(usize::MAX).await;
+    let req = fastreq::post(format!("{base}/submit")).body("payload");
+    let err = tokio::time::timeout(T, h2c_client(2).request(req))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err:?}");
+    assert!(fastreq::retry::is_unprocessed_error(&err), "{err:?}");
+    assert_eq!(err.attempts(), Some(3), "{err}");
+    assert_eq!(
+        NotRetried::from_error(&err),
+        Some(NotRetried::RetriesExhausted)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn post_refused_with_a_streamed_body_is_not_resent() {
+    let (base, seen) = h2_refusing_server(1).await;
+    let req = fastreq::post(format!("{base}/submit"))
+        .body(streamed())
+        .build()
+        .unwrap();
+    let err = tokio::time::timeout(T, h2c_client(3).fetch(req))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        NotRetried::from_error(&err),
+        Some(NotRetried::BodyNotReplayable),
+        "{err}"
+    );
+    assert_eq!(err.attempts(), Some(1));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn post_to_a_closed_port_is_retried() {
+    // Nothing was sent: a connect error is safe to retry for any method.
+    let svc = RetryLayer::builder()
+        .initial_backoff(MS(1))
+        .max_retries(2)
+        .build()
+        .unwrap()
+        .layer(Backend::new());
+    let req = fastreq::post(support::closed_url("/x"))
+        .body("x")
+        .build()
+        .unwrap();
+    let err = tokio::time::timeout(T, svc.oneshot(req))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert_eq!(err.attempts(), Some(3));
+    assert!(fastreq::retry::is_unprocessed_error(&err));
+}
+
+#[tokio::test]
+async fn post_reset_after_the_server_read_it_is_not_retried() {
+    let server = TestServer::start(|_req| Reply::reset_before_headers());
+    let svc = loopback_layer().layer(Backend::new());
+    let req = fastreq::post(server.url("/p")).body("x").build().unwrap();
+    let err = tokio::time::timeout(T, svc.oneshot(req))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(fastreq::retry::is_retryable_error(&err), "{err:?}");
+    assert!(!fastreq::retry::is_unprocessed_error(&err), "{err:?}");
+    assert_eq!(
+        NotRetried::from_error(&err),
+        Some(NotRetried::NotIdempotent)
+    );
+    assert_eq!(server.hits_for("/p"), 1);
 }

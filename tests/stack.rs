@@ -396,3 +396,69 @@ fn blocking_get_all_json() {
         .unwrap();
     assert!(out.iter().all(|r| r.as_ref().unwrap().ok));
 }
+
+/// Issue 14: every layer's `new` is infallible (numbers clamped into range, as documented)
+/// and its `try_` twin refuses the same numbers with a `Config` error naming them.
+#[test]
+fn layer_constructors_clamp_and_their_try_twins_refuse() {
+    use fastreq::concurrency::ConcurrencyLimitLayer;
+    use fastreq::decompression::DecompressionLayer;
+    use fastreq::rate_limit::{RateLimitLayer, MIN_RATE};
+    use fastreq::timeout::TimeoutLayer;
+    use std::time::Duration;
+
+    for bad in [0.0, -3.0, f64::NAN, 1e-12] {
+        assert_eq!(RateLimitLayer::new(bad).quota().unwrap().rate(), MIN_RATE);
+        assert_eq!(
+            RateLimitLayer::per_host(bad)
+                .per_host_quota()
+                .unwrap()
+                .rate(),
+            MIN_RATE
+        );
+        let err = RateLimitLayer::try_new(bad).unwrap_err();
+        assert!(
+            err.is_config() && err.to_string().contains(&bad.to_string()),
+            "{err}"
+        );
+        assert!(RateLimitLayer::try_per_host(bad).unwrap_err().is_config());
+    }
+    assert_eq!(
+        RateLimitLayer::new(f64::INFINITY).quota().unwrap().rate(),
+        1e9
+    );
+    assert_eq!(RateLimitLayer::new(250.0).quota().unwrap().rate(), 250.0);
+    assert_eq!(RateLimitLayer::new(250.0).quota().unwrap().burst(), 1);
+
+    assert_eq!(ConcurrencyLimitLayer::new(0).max(), Some(1));
+    assert_eq!(ConcurrencyLimitLayer::new(7).max(), Some(7));
+    assert_eq!(
+        ConcurrencyLimitLayer::new(usize::MAX).max(),
+        Some(tokio::sync::Semaphore::MAX_PERMITS)
+    );
+    let err = ConcurrencyLimitLayer::try_new(0).unwrap_err();
+    assert!(
+        err.is_config() && err.to_string().contains("got 0"),
+        "{err}"
+    );
+
+    assert_eq!(
+        TimeoutLayer::new(Duration::ZERO).headers_timeout(),
+        Some(Duration::from_nanos(1))
+    );
+    assert_eq!(
+        TimeoutLayer::new(Duration::from_secs(3)).body_idle_timeout(),
+        TimeoutLayer::default().body_idle_timeout()
+    );
+    assert!(TimeoutLayer::try_new(Duration::ZERO)
+        .unwrap_err()
+        .is_config());
+
+    assert_eq!(
+        DecompressionLayer::with_max_decoded_size(0).max_decoded_size(),
+        Some(1)
+    );
+    assert!(DecompressionLayer::try_with_max_decoded_size(0)
+        .unwrap_err()
+        .is_config());
+}

@@ -229,7 +229,7 @@ async fn inner_tower_timeout_is_a_timeout_with_url() {
 #[test]
 fn zero_durations_are_config_errors() {
     assert_eq!(
-        TimeoutLayer::new(Duration::ZERO).unwrap_err().kind(),
+        TimeoutLayer::try_new(Duration::ZERO).unwrap_err().kind(),
         ErrorKind::Config
     );
     let err = TimeoutLayer::builder()

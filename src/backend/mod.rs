@@ -63,6 +63,8 @@
 
 mod dns;
 mod proxy_connector;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod tls;
 
 pub use tls::Certificate;
@@ -89,6 +91,9 @@ use crate::error::{Error, ErrorKind, Redactor};
 use crate::ext::{BodyLimit, FinalUrl, RequestTimeout};
 use crate::proxy::{Proxy, ProxyError, ProxyOverride, SelectedProxy};
 use crate::response::{ResponseBody, DEFAULT_BODY_LIMIT};
+
+/// The default of [`BackendBuilder::max_proxy_clients`].
+pub const DEFAULT_MAX_PROXY_CLIENTS: usize = 1024;
 use proxy_connector::{ClientSettings, ProxyClients};
 
 type Connector = HttpsConnector<HttpConnector<dns::Resolver>>;
@@ -146,6 +151,12 @@ impl Backend {
         &self.shared.redactor
     }
 
+    /// How many per-proxy clients (each with its own connection pool) are alive now; at
+    /// most [`BackendBuilder::max_proxy_clients`].
+    pub fn proxy_clients(&self) -> usize {
+        self.shared.proxies.len()
+    }
+
     /// The response body cap, stamped on responses as [`BodyLimit`] when it is not the
     /// default.
     pub fn body_limit(&self) -> usize {
@@ -160,6 +171,7 @@ impl Backend {
 /// | [`connect_timeout`](Self::connect_timeout) | 10 s |
 /// | [`pool_idle_timeout`](Self::pool_idle_timeout) | 90 s |
 /// | [`pool_max_idle_per_host`](Self::pool_max_idle_per_host) | unbounded |
+/// | [`max_proxy_clients`](Self::max_proxy_clients) | 1,024 |
 /// | [`http1_only`](Self::http1_only) / [`http2_prior_knowledge`](Self::http2_prior_knowledge) | HTTP/1.1 and HTTP/2 by ALPN; plain http uses HTTP/1.1 |
 /// | [`tcp_nodelay`](Self::tcp_nodelay) | on |
 /// | [`proxy_handshake_timeout`](Self::proxy_handshake_timeout) | 10 s |
@@ -171,6 +183,7 @@ pub struct BackendBuilder {
     connect_timeout: Option<Duration>,
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
+    max_proxy_clients: usize,
     http1: bool,
     http2: bool,
     http2_prior_knowledge: bool,
@@ -189,6 +202,7 @@ impl Default for BackendBuilder {
             connect_timeout: Some(Duration::from_secs(10)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
+            max_proxy_clients: DEFAULT_MAX_PROXY_CLIENTS,
             http1: true,
             http2: cfg!(feature = "http2"),
             http2_prior_knowledge: false,
@@ -256,6 +270,19 @@ impl BackendBuilder {
     /// keep-alive reuse).
     pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
         self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// At most `max` per-proxy clients (each with its own connection pool) alive at once
+    /// (default 1,024; 0 is raised to 1).
+    ///
+    /// Requests through a proxy use a client of that proxy's own, made on first use. When a
+    /// new proxy needs one and `max` are alive, the least recently used is dropped: its
+    /// requests in flight finish, then its idle connections close. Rotating through more
+    /// proxies than `max` still works, with fewer reused connections; raise it when your
+    /// list is longer and you want every proxy's connections kept warm.
+    pub fn max_proxy_clients(mut self, max: usize) -> Self {
+        self.max_proxy_clients = max.max(1);
         self
     }
 
@@ -387,6 +414,7 @@ impl BackendBuilder {
             http2_prior_knowledge: self.http2_prior_knowledge,
             pool_idle_timeout: self.pool_idle_timeout,
             pool_max_idle_per_host: self.pool_max_idle_per_host,
+            max_proxy_clients: self.max_proxy_clients,
         };
         let connector: Connector = settings.https(settings.http_connector());
         let client = settings.client(connector);

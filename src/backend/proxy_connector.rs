@@ -21,6 +21,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub(crate) struct ClientSettings {
     pub(crate) http2_prior_knowledge: bool,
     pub(crate) pool_idle_timeout: Option<Duration>,
     pub(crate) pool_max_idle_per_host: usize,
+    /// At most this many per-proxy clients alive at once (least recently used dropped).
+    pub(crate) max_proxy_clients: usize,
 }
 
 impl ClientSettings {
@@ -129,10 +132,22 @@ impl ClientSettings {
     }
 }
 
-/// One client per proxy, created on first use.
+/// One client per proxy, created on first use; at most `max_proxy_clients` of them.
+///
+/// When a new proxy needs a client and the map is full, the least recently used client is
+/// dropped. Requests already sent through it keep their own handle on it and finish; once
+/// they are done its pool, and with it every idle connection to that proxy, is closed. So a
+/// rotation over 100,000 proxies of a rotating provider keeps memory and sockets bounded.
 pub(crate) struct ProxyClients {
     settings: ClientSettings,
-    clients: RwLock<HashMap<Proxy, ProxyClient>>,
+    clients: RwLock<HashMap<Proxy, ProxyEntry>>,
+    /// A logical clock for "least recently used".
+    tick: AtomicU64,
+}
+
+struct ProxyEntry {
+    client: ProxyClient,
+    last_used: AtomicU64,
 }
 
 impl ProxyClients {
@@ -140,6 +155,7 @@ impl ProxyClients {
         ProxyClients {
             settings,
             clients: RwLock::new(HashMap::new()),
+            tick: AtomicU64::new(0),
         }
     }
 
@@ -153,20 +169,38 @@ impl ProxyClients {
         proxy: &Proxy,
         req: http::Request<Body>,
     ) -> hyper_util::client::legacy::ResponseFuture {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
         {
             let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(client) = clients.get(proxy) {
-                return client.request(req);
+            if let Some(entry) = clients.get(proxy) {
+                entry.last_used.store(now, Ordering::Relaxed);
+                return entry.client.request(req);
             }
         }
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(proxy.clone())
-            .or_insert_with(|| self.settings.proxy_client(proxy))
-            .request(req)
+        if !clients.contains_key(proxy) {
+            while clients.len() >= self.settings.max_proxy_clients.max(1) {
+                let oldest = clients
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed))
+                    .map(|(p, _)| p.clone());
+                match oldest {
+                    Some(p) => {
+                        clients.remove(&p);
+                    }
+                    None => break,
+                }
+            }
+        }
+        let entry = clients.entry(proxy.clone()).or_insert_with(|| ProxyEntry {
+            client: self.settings.proxy_client(proxy),
+            last_used: AtomicU64::new(now),
+        });
+        entry.last_used.store(now, Ordering::Relaxed);
+        entry.client.request(req)
     }
 
-    /// The number of per-proxy clients created so far.
+    /// The number of per-proxy clients alive now.
     pub(crate) fn len(&self) -> usize {
         self.clients.read().unwrap_or_else(|e| e.into_inner()).len()
     }

@@ -37,9 +37,23 @@ pub(super) struct Shared {
 impl ConcurrencyLimitLayer {
     /// At most `max` requests in flight in total (no per-host limit).
     ///
-    /// Zero, or more than [`Semaphore::MAX_PERMITS`], is an
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
-    pub fn new(max: usize) -> Result<Self, Error> {
+    /// Never fails, so it goes straight into `ServiceBuilder::layer`: 0 is raised to 1 and
+    /// a value above [`Semaphore::MAX_PERMITS`] is lowered to it. Use
+    /// [`try_new`](Self::try_new) to refuse such a value instead.
+    pub fn new(max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        ConcurrencyLimitLayer {
+            shared: Arc::new(Shared {
+                max: Some(max),
+                global: Some(Arc::new(Semaphore::new(max))),
+                hosts: None,
+            }),
+        }
+    }
+
+    /// Like [`new`](Self::new), but 0, or more than [`Semaphore::MAX_PERMITS`], is an
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the value.
+    pub fn try_new(max: usize) -> Result<Self, Error> {
         ConcurrencyLimitLayer::builder().max(max).build()
     }
 

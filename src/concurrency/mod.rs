@@ -89,7 +89,7 @@
 //! assert_eq!(resp.text().await?, "http://api.test/a");
 //! assert_eq!(limit.in_flight(), 0);
 //!
-//! assert!(ConcurrencyLimitLayer::new(0).unwrap_err().is_config());
+//! assert!(ConcurrencyLimitLayer::try_new(0).unwrap_err().is_config());
 //! # Ok(()) }
 //! ```
 

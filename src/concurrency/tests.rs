@@ -428,7 +428,7 @@ async fn per_host_only_is_always_ready() {
 
 #[test]
 fn config_errors_name_the_value() {
-    let e = ConcurrencyLimitLayer::new(0).unwrap_err();
+    let e = ConcurrencyLimitLayer::try_new(0).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(
         e.to_string().contains("`max` must be at least 1 (got 0)"),

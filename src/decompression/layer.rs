@@ -45,9 +45,20 @@ impl DecompressionLayer {
         DecompressionLayer::default()
     }
 
-    /// Every coding, with the decoded size capped at `bytes`. Zero is an
+    /// Every coding, with the decoded size capped at `bytes`.
+    ///
+    /// Never fails, so it goes straight into `ServiceBuilder::layer`: 0 is raised to 1 byte.
+    /// Use [`try_with_max_decoded_size`](Self::try_with_max_decoded_size) to refuse 0.
+    pub fn with_max_decoded_size(bytes: usize) -> Self {
+        DecompressionLayer {
+            max_decoded_size: Some(bytes.max(1)),
+            ..DecompressionLayer::default()
+        }
+    }
+
+    /// Like [`with_max_decoded_size`](Self::with_max_decoded_size), but 0 is an
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
-    pub fn with_max_decoded_size(bytes: usize) -> Result<Self, Error> {
+    pub fn try_with_max_decoded_size(bytes: usize) -> Result<Self, Error> {
         DecompressionLayer::builder()
             .max_decoded_size(bytes)
             .build()

@@ -65,7 +65,7 @@
 //!
 //! // The same response with the decoded size capped at 1 KB.
 //! let svc = ServiceBuilder::new()
-//!     .layer(DecompressionLayer::with_max_decoded_size(1_000)?)
+//!     .layer(DecompressionLayer::with_max_decoded_size(1_000))
 //!     .service(backend);
 //! let resp = svc.oneshot(fastreq::get("http://api.test/").build()?).await?;
 //! let err = resp.bytes().await.unwrap_err();

@@ -309,6 +309,70 @@ fn check_host(host: &str) -> Result<String, String> {
     Ok(host.to_ascii_lowercase())
 }
 
+/// The form of a proxy line, decided once for parsing and for redaction alike.
+enum Form<'a> {
+    /// `scheme://[user[:pass]@]host[:port][/]`, or `user:pass@host:port` (scheme `None`):
+    /// the text after `scheme://`.
+    Url(Option<&'a str>, &'a str),
+    /// `host:port[:user:pass]`: the host, and what follows its `:` (`None`: no `:`).
+    Colon(&'a str, Option<&'a str>),
+}
+
+/// The scheme of `line` when it starts with `name://` and `name` is a scheme name
+/// (letters, digits, `+`, `-`, `.`): the name and the rest. A `://` after a `:` or an `@`
+/// is part of a password (`host:port:user:pa://ss`), not a scheme.
+fn split_scheme(line: &str) -> Option<(&str, &str)> {
+    let i = line.find("://")?;
+    let name = &line[..i];
+    let is_scheme = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    is_scheme.then(|| (name, &line[i + 3..]))
+}
+
+/// Splits `rest` into the host (an IPv6 address keeps its brackets) and what follows the
+/// `:` after it.
+fn split_colon_host(rest: &str) -> Option<(&str, Option<&str>)> {
+    if rest.starts_with('[') {
+        let end = rest.find(']')?;
+        Some((&rest[..=end], rest[end + 1..].strip_prefix(':')))
+    } else {
+        Some(match rest.split_once(':') {
+            Some((h, a)) => (h, Some(a)),
+            None => (rest, None),
+        })
+    }
+}
+
+/// Classifies a line. A line without a scheme is in the colon form when its first field is
+/// a plain host (name, IPv4 or bracketed IPv6 characters) and its second field is all
+/// digits; this is checked before the `user:pass@host:port` form, so an `@` in the user
+/// name or password of `host:port:user:pass` stays part of them.
+fn classify(line: &str) -> Form<'_> {
+    if let Some((name, rest)) = split_scheme(line) {
+        return Form::Url(Some(name), rest);
+    }
+    if let Some((host, Some(after))) = split_colon_host(line) {
+        let port = after.split(':').next().unwrap_or("");
+        let plain_host = host.starts_with('[')
+            || (!host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
+        if plain_host && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            return Form::Colon(host, Some(after));
+        }
+    }
+    if line.contains('@') {
+        return Form::Url(None, line);
+    }
+    match split_colon_host(line) {
+        Some((host, after)) => Form::Colon(host, after),
+        None => Form::Colon(line, None),
+    }
+}
+
 /// Parses one line; the error is a reason without the line (the caller quotes it redacted).
 pub(crate) fn parse_line(line: &str) -> Result<Proxy, String> {
     if line.is_empty() {
@@ -317,57 +381,15 @@ pub(crate) fn parse_line(line: &str) -> Result<Proxy, String> {
     if line.chars().any(char::is_whitespace) {
         return Err("contains white space".into());
     }
-    let (scheme, rest) = match line.find("://") {
-        Some(i) => {
-            let name = &line[..i];
-            let scheme = ProxyScheme::parse(name).ok_or_else(|| {
-                format!(
-                    "unknown scheme `{}` (expected http, https, socks5, socks5h or socks4)",
-                    name.escape_default()
-                )
-            })?;
-            (Some(scheme), &line[i + 3..])
-        }
-        None => (None, line),
+    let (host, after) = match classify(line) {
+        Form::Url(name, rest) => return parse_url_form(name, rest),
+        Form::Colon(host, after) => (host, after),
     };
-    if scheme.is_some() || rest.contains('@') {
-        // URL form: [user[:pass]@]host[:port][/]
-        let scheme = scheme.unwrap_or(ProxyScheme::Http);
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (userinfo, hostport) = match rest.rfind('@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-            None => (None, rest),
-        };
-        if hostport.contains(['/', '?', '#']) {
-            return Err("a proxy URL has no path, query or fragment".into());
-        }
-        let (host, port) = split_host_port(hostport)?;
-        let port = match port {
-            Some(p) => parse_port(p)?,
-            None => scheme.default_port(),
-        };
-        let credentials = match userinfo {
-            None => None,
-            Some(info) => {
-                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-                Some((percent_decode(user)?, percent_decode(pass)?))
-            }
-        };
-        return build(scheme, host, port, credentials);
-    }
     // Colon form: host:port or host:port:user:pass.
-    let (host, after) = if rest.starts_with('[') {
-        let end = rest
-            .find(']')
-            .ok_or_else(|| "unclosed `[` in the host".to_owned())?;
-        let after = rest[end + 1..]
-            .strip_prefix(':')
-            .ok_or_else(|| "missing port (expected host:port)".to_owned())?;
-        (&rest[..=end], after)
-    } else {
-        rest.split_once(':')
-            .ok_or_else(|| "missing port (expected host:port)".to_owned())?
-    };
+    if host.starts_with('[') && !host.ends_with(']') {
+        return Err("unclosed `[` in the host".into());
+    }
+    let after = after.ok_or_else(|| "missing port (expected host:port)".to_owned())?;
     let mut fields = after.splitn(3, ':');
     let port = parse_port(fields.next().unwrap_or(""))?;
     let credentials = match (fields.next(), fields.next()) {
@@ -378,6 +400,44 @@ pub(crate) fn parse_line(line: &str) -> Result<Proxy, String> {
         }
     };
     build(ProxyScheme::Http, host, port, credentials)
+}
+
+/// The URL form: `[user[:pass]@]host[:port][/]` after `name://` (HTTP without a name).
+fn parse_url_form(name: Option<&str>, rest: &str) -> Result<Proxy, String> {
+    let scheme = match name {
+        None => ProxyScheme::Http,
+        Some(name) => ProxyScheme::parse(name).ok_or_else(|| {
+            format!(
+                "unknown scheme `{}` (expected http, https, socks5, socks5h or socks4)",
+                name.escape_default()
+            )
+        })?,
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (userinfo, hostport) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    if hostport.contains(['/', '?', '#']) {
+        return Err("a proxy URL has no path, query or fragment".into());
+    }
+    let (host, port) = split_host_port(hostport)?;
+    let port = match port {
+        // `scheme://host:port:user:pass` is not a URL; its port field must not be quoted.
+        Some(p) if p.contains(':') => {
+            return Err("expected host:port after the scheme (credentials go before an `@`)".into())
+        }
+        Some(p) => parse_port(p)?,
+        None => scheme.default_port(),
+    };
+    let credentials = match userinfo {
+        None => None,
+        Some(info) => {
+            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+            Some((percent_decode(user)?, percent_decode(pass)?))
+        }
+    };
+    build(scheme, host, port, credentials)
 }
 
 fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
@@ -442,42 +502,46 @@ fn percent_decode(s: &str) -> Result<String, String> {
 
 /// The line with its password (and anything that may be one) replaced by `***`.
 pub(crate) fn redact_line(line: &str) -> String {
-    let (prefix, rest) = match line.find("://") {
-        Some(i) => line.split_at(i + 3),
-        None => ("", line),
-    };
-    if let Some(at) = rest.rfind('@') {
-        let userinfo = &rest[..at];
-        let shown = match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***"),
-            None => "***".to_owned(),
-        };
-        return format!("{prefix}{shown}{}", &rest[at..]);
-    }
-    if !prefix.is_empty() {
-        return line.to_owned();
-    }
-    // Colon form: keep host and port (and the user), hide what follows.
-    let (host, after) = if rest.starts_with('[') {
-        match rest.find(']') {
-            Some(end) => (&rest[..=end], rest[end + 1..].strip_prefix(':')),
-            None => return rest.to_owned(),
+    match classify(line) {
+        Form::Url(name, rest) => {
+            let prefix = name.map(|n| format!("{n}://")).unwrap_or_default();
+            let (shown, hostport) = match rest.rfind('@') {
+                Some(at) => {
+                    let shown = match rest[..at].split_once(':') {
+                        Some((user, _)) => format!("{user}:***@"),
+                        None => "***@".to_owned(),
+                    };
+                    (shown, &rest[at + 1..])
+                }
+                None => (String::new(), rest),
+            };
+            // Anything after a second `:` (`scheme://host:port:user:pass`) may be a
+            // password too.
+            let hostport = match split_colon_host(hostport) {
+                Some((host, Some(after))) if after.contains(':') => {
+                    let port = after.split(':').next().unwrap_or("");
+                    format!("{host}:{port}:***")
+                }
+                Some(_) => hostport.to_owned(),
+                None => "[***".to_owned(),
+            };
+            format!("{prefix}{shown}{hostport}")
         }
-    } else {
-        match rest.split_once(':') {
-            Some((h, a)) => (h, Some(a)),
-            None => return rest.to_owned(),
+        // An unclosed `[`: where the host ends is unknown, and so is where a password starts.
+        Form::Colon(host, None) if host.starts_with('[') && !host.ends_with(']') => {
+            "[***".to_owned()
         }
-    };
-    let Some(after) = after else {
-        return rest.to_owned();
-    };
-    let mut fields = after.splitn(3, ':');
-    let port = fields.next().unwrap_or("");
-    match (fields.next(), fields.next()) {
-        (None, _) => format!("{host}:{port}"),
-        (Some(user), Some(_)) => format!("{host}:{port}:{user}:***"),
-        (Some(_), None) => format!("{host}:{port}:***"),
+        Form::Colon(host, None) => host.to_owned(),
+        // Keep host and port (and the user), hide what follows.
+        Form::Colon(host, Some(after)) => {
+            let mut fields = after.splitn(3, ':');
+            let port = fields.next().unwrap_or("");
+            match (fields.next(), fields.next()) {
+                (None, _) => format!("{host}:{port}"),
+                (Some(user), Some(_)) => format!("{host}:{port}:{user}:***"),
+                (Some(_), None) => format!("{host}:{port}:***"),
+            }
+        }
     }
 }
 
@@ -648,6 +712,51 @@ mod tests {
         assert!(!format!("{e} {e:?}").contains("secret"));
         let e = Proxy::parse("h:0:u:secret:x").unwrap_err();
         assert!(!format!("{e} {e:?}").contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn colon_form_password_with_at_or_scheme_separator() {
+        // Found by fuzzing: an `@` or `://` in the password of host:port:user:pass made the
+        // line parse as a URL (with the wrong host) or fail quoting the password.
+        for (line, user, pass) in [
+            ("h.test:8080:user:p@ss", "user", "p@ss"),
+            ("h.test:8080:user:pa://ss", "user", "pa://ss"),
+            ("h.test:8080:us@r:x@y:z", "us@r", "x@y:z"),
+            ("[::1]:80:u:a@b", "u", "a@b"),
+            ("10.0.0.1:3128:u:http://x@y", "u", "http://x@y"),
+        ] {
+            let p = Proxy::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(p.scheme(), ProxyScheme::Http, "{line}");
+            assert_eq!(p.credentials(), Some((user, pass)), "{line}");
+            assert!(!p.to_string().contains(pass), "{line}");
+            assert!(!redact_line(line).contains(pass), "{line}");
+        }
+        assert_eq!(
+            Proxy::parse("h.test:8080:user:p@ss").unwrap().host(),
+            "h.test"
+        );
+        // The URL form without a scheme still works, also with an `@` in the password.
+        let p = Proxy::parse("user:p@ss@h.test:8000").unwrap();
+        assert_eq!(p.credentials(), Some(("user", "p@ss")));
+        assert_eq!((p.host(), p.port()), ("h.test", 8000));
+    }
+
+    #[test]
+    fn errors_never_quote_a_password_after_the_port() {
+        for line in [
+            "http://h.test:80:user:s3cret",
+            "h.test:80:user:s3cret x",
+            "h.test:8o:user:s3cret",
+            "ho@st:80:u:s3cret",
+            "h.test:0:user:pa://s3cret",
+            // Found by fuzzing: an unclosed `[` showed the whole line.
+            "[:0::s3cret",
+            "[::1:80:u:s3cret",
+            "http://u@[::1:80:u:s3cret",
+        ] {
+            let e = Proxy::parse(line).unwrap_err();
+            assert!(!format!("{e} {e:?}").contains("s3cret"), "{line}: {e}");
+        }
     }
 
     #[test]

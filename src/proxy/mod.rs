@@ -91,6 +91,8 @@ mod pool;
 mod service;
 mod validate;
 
+#[cfg(feature = "__fuzz")]
+pub(crate) use address::redact_line;
 pub use address::{IntoProxy, Proxy, ProxyScheme};
 pub use error::ProxyError;
 pub use ext::{ProxyOverride, SelectedProxy};

@@ -172,7 +172,11 @@ fn pause_on_retry_after<L: Limiter, RB>(host: &L, resp: &Response<RB>, max_pause
         pause_ms = delay.as_millis() as u64,
         "rate limit: host answered with Retry-After; pausing its bucket"
     );
-    host.pause_until(tokio::time::Instant::now() + delay);
+    // With a huge cap, a huge Retry-After must not overflow the clock: about 30 years (what
+    // tokio takes for "never") is as long as a pause gets.
+    let now = tokio::time::Instant::now();
+    let far = Duration::from_secs(86_400 * 365 * 30);
+    host.pause_until(now.checked_add(delay.min(far)).unwrap_or(now));
 }
 
 impl<S, B, K> fmt::Debug for ResponseFuture<S, B, K>

@@ -37,14 +37,37 @@ pub struct RateLimitLayer<L = TokenBucket, K = HostBuckets> {
 impl RateLimitLayer {
     /// A global limit of `rate` requests per second, burst 1.
     ///
-    /// A rate that is zero, negative, NaN or infinite is an
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
-    pub fn new(rate: f64) -> Result<Self, Error> {
+    /// Never fails, so it goes straight into `ServiceBuilder::layer`: a rate out of range is
+    /// clamped into it (NaN, zero, negative and rates below
+    /// [`MIN_RATE`](super::MIN_RATE) become `MIN_RATE`; rates above 10⁹, infinity included,
+    /// become 10⁹, which admits one request per nanosecond). Use
+    /// [`try_new`](Self::try_new) to refuse such a rate instead.
+    pub fn new(rate: f64) -> Self {
+        RateLimitLayer::from_limiters(
+            Some(TokenBucket::new(Quota::per_second_clamped(rate))),
+            None,
+        )
+    }
+
+    /// Like [`new`](Self::new), but a rate that is zero, negative, NaN, infinite or below
+    /// [`MIN_RATE`](super::MIN_RATE) is an [`ErrorKind::Config`](crate::ErrorKind::Config)
+    /// error naming the value.
+    pub fn try_new(rate: f64) -> Result<Self, Error> {
         RateLimitLayer::builder().rate(rate).build()
     }
 
-    /// A limit of `rate` requests per second for each host, burst 1.
-    pub fn per_host(rate: f64) -> Result<Self, Error> {
+    /// A limit of `rate` requests per second for each host, burst 1; out-of-range rates are
+    /// clamped as in [`new`](Self::new).
+    pub fn per_host(rate: f64) -> Self {
+        RateLimitLayer::from_limiters(
+            None,
+            Some(HostBuckets::new(Quota::per_second_clamped(rate))),
+        )
+    }
+
+    /// Like [`per_host`](Self::per_host), but an out-of-range rate is an
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the value.
+    pub fn try_per_host(rate: f64) -> Result<Self, Error> {
         RateLimitLayer::builder().per_host_rate(rate).build()
     }
 

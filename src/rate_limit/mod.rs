@@ -82,7 +82,7 @@
 //! assert_eq!(handle.per_host_quota().unwrap().rate(), 10.0);
 //!
 //! // Absurd values are configuration errors, not panics.
-//! assert!(RateLimitLayer::new(0.0).unwrap_err().is_config());
+//! assert!(RateLimitLayer::try_new(0.0).unwrap_err().is_config());
 //! assert!(RateLimitLayer::builder().rate(f64::NAN).build().unwrap_err().is_config());
 //! # Ok(()) }
 //! ```

@@ -49,6 +49,15 @@ impl Quota {
         Quota::new(rate, 1)
     }
 
+    /// `rate` per second with a burst of 1, the rate clamped into the accepted range (see
+    /// `clamp_rate`): for the infallible layer constructors.
+    pub(crate) fn per_second_clamped(rate: f64) -> Quota {
+        Quota {
+            rate: clamp_rate(rate),
+            burst: 1,
+        }
+    }
+
     /// The same quota with another rate (the burst is kept).
     pub fn with_rate(self, rate: f64) -> Result<Quota, Error> {
         Quota::new(rate, self.burst)
@@ -95,6 +104,18 @@ impl fmt::Debug for Quota {
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/s (burst {})", self.rate, self.burst)
+    }
+}
+
+/// `rate` moved into the accepted range, for the infallible constructors: NaN and rates
+/// below [`MIN_RATE`] (zero and negatives included) become [`MIN_RATE`]; rates above 10⁹
+/// (infinity included) become 10⁹, which admits one request per nanosecond as any higher
+/// rate would.
+pub(crate) fn clamp_rate(rate: f64) -> f64 {
+    if rate.is_nan() || rate < MIN_RATE {
+        MIN_RATE
+    } else {
+        rate.min(1e9)
     }
 }
 

@@ -45,3 +45,12 @@ pub use fetched::Fetched;
 
 /// The default cap on a buffered response body: 64 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The header map of a compact header block, which may be damaged (for the fuzz targets).
+#[cfg(feature = "__fuzz")]
+pub(crate) fn decode_header_block(block: &[u8]) -> (http::HeaderMap, Option<&[u8]>) {
+    (
+        compact::header_map(block),
+        compact::find_header(block, "x-fuzz"),
+    )
+}

@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::backoff::BackoffRng;
-use super::policy::{mark_error, Config, NotRetried};
+use super::policy::{is_unprocessed_error, mark_error, Config, NotRetried};
 use super::retry_after::retry_after;
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
@@ -170,6 +170,7 @@ where
                         &result,
                         this.config,
                         *this.blocked,
+                        this.template.is_some(),
                         *this.attempts,
                         *this.max_retries,
                         this.previous,
@@ -291,6 +292,7 @@ fn decide<B>(
     result: &Result<Response<B>, Error>,
     config: &Config,
     blocked: Option<NotRetried>,
+    replayable: bool,
     attempts: u32,
     max_retries: u32,
     previous: &mut Duration,
@@ -298,7 +300,14 @@ fn decide<B>(
     deadline: Option<&Sleep>,
 ) -> Result<Duration, NotRetried> {
     if let Some(reason) = blocked {
-        return Err(reason);
+        // A request the server never processed is safe to send again, whatever its method.
+        let unprocessed = reason == NotRetried::NotIdempotent
+            && matches!(result, Err(e) if is_unprocessed_error(e));
+        match (unprocessed, replayable) {
+            (false, _) => return Err(reason),
+            (true, false) => return Err(NotRetried::BodyNotReplayable),
+            (true, true) => {}
+        }
     }
     let retries_done = attempts - 1;
     if retries_done >= max_retries {

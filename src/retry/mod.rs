@@ -10,12 +10,19 @@
 //! list with [`retry_on_status`](RetryBuilder::retry_on_status), or decide everything with
 //! a [`classify`](RetryBuilder::classify) function.
 //!
-//! **Which requests.** Only idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE,
-//! QUERY) unless [`retry_non_idempotent`](RetryBuilder::retry_non_idempotent) is on, and
-//! only requests whose [`Body`](crate::Body) is replayable (empty or full bytes). A request
-//! with a streamed body is sent once; if its outcome would have been retried, the real
-//! response or error comes back marked [`NotRetried::BodyNotReplayable`] — never a silent
-//! resend, never a made-up error.
+//! **Which requests.** Idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, QUERY)
+//! after any retryable outcome. Other methods (POST, PATCH…) only after an error showing
+//! that the server never processed the request ([`is_unprocessed_error`]): the connection
+//! was never made, or HTTP/2 `REFUSED_STREAM` — sending it again cannot do anything twice
+//! (RFC 9113 §8.7). A POST that got a 503, a timeout, a `GOAWAY` (hyper reports it on
+//! streams the server processed too), or a reset once the server had it is not sent
+//! again and comes back marked
+//! [`NotRetried::NotIdempotent`], unless
+//! [`retry_non_idempotent`](RetryBuilder::retry_non_idempotent) is on. In every case only
+//! requests whose [`Body`](crate::Body) is replayable (empty or full bytes) are sent again.
+//! A request with a streamed body is sent once; if its outcome would have been retried, the
+//! real response or error comes back marked [`NotRetried::BodyNotReplayable`] — never a
+//! silent resend, never a made-up error.
 //!
 //! **How often.** 3 retries by default (4 attempts); a request's
 //! [`MaxRetries`](crate::ext::MaxRetries) extension (`.retries(n)` on the
@@ -47,7 +54,8 @@
 //!
 //! **What each attempt sends.** A fresh copy of the request: method, URI, version, headers,
 //! *all* extensions (they are `Clone` in `http` 1) and the body bytes (shared, not copied).
-//! The copy is kept only for requests that may be retried.
+//! The copy is kept only for requests that may be retried (a POST's too, for the errors
+//! above).
 //!
 //! **Resources.** Before a backoff the response being retried is dropped (its connection
 //! and any concurrency permit its body holds are freed). The inner service is driven ready
@@ -116,8 +124,8 @@ pub use budget::RetryBudget;
 pub use future::ResponseFuture;
 pub use layer::{RetryBuilder, RetryLayer};
 pub use policy::{
-    is_retryable_error, NotRetried, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_RETRY_STATUSES,
+    is_retryable_error, is_unprocessed_error, NotRetried, DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER, DEFAULT_RETRY_STATUSES,
 };
 pub use retry_after::retry_after;
 pub use service::Retry;

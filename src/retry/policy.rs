@@ -33,8 +33,10 @@ pub enum NotRetried {
     /// Every allowed attempt was made (the layer's maximum, or the request's
     /// [`MaxRetries`](crate::ext::MaxRetries); `MaxRetries(0)` gives this at once).
     RetriesExhausted,
-    /// The method is not idempotent (POST, PATCH, CONNECT…) and
-    /// [`retry_non_idempotent`](super::RetryBuilder::retry_non_idempotent) is off.
+    /// The method is not idempotent (POST, PATCH, CONNECT…),
+    /// [`retry_non_idempotent`](super::RetryBuilder::retry_non_idempotent) is off, and the
+    /// outcome does not show that the server never processed the request (see
+    /// [`is_unprocessed_error`]).
     NotIdempotent,
     /// The request body is a stream: it was sent once and cannot be sent again.
     BodyNotReplayable,
@@ -161,7 +163,9 @@ pub(crate) fn mark_error(err: Error, reason: NotRetried, attempts: u32) -> Error
 ///   truncation or malformed framing of the body.
 /// - Everything else (TLS, invalid request, decode, body too large, redirects…): no.
 ///
-/// Methods are checked separately: by default only idempotent requests are retried at all.
+/// Methods are checked separately: by default a non-idempotent request (POST, PATCH…) is
+/// retried only after an error that shows the server never processed it
+/// ([`is_unprocessed_error`]).
 pub fn is_retryable_error(err: &Error) -> bool {
     match err.kind() {
         ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Proxy => true,
@@ -172,6 +176,84 @@ pub fn is_retryable_error(err: &Error) -> bool {
             found
         }
         _ => false,
+    }
+}
+
+/// Whether `err` shows that the server never processed the request, so that sending it
+/// again is safe whatever its method: the retry layer retries these errors for POST and
+/// PATCH too (when the error is retryable at all and the body is replayable).
+///
+/// - The connection was never made: a [`Connect`](ErrorKind::Connect) error, or any error
+///   the connector raised (a connect timeout, a proxy tunnel or a TLS handshake that
+///   failed): no byte of the request was sent.
+/// - HTTP/2 `REFUSED_STREAM` from the server: the stream was refused "before processing any
+///   application logic" (RFC 9113 §8.7).
+///
+/// Not an HTTP/2 `GOAWAY`, although RFC 9113 §6.8 makes a stream above the frame's last
+/// stream id safe to retry: the error does not carry the stream's id against that last
+/// id, and with hyper 1 and h2 0.4 the server's `GOAWAY` error also reaches requests the
+/// server did process (the fault soak, `tests/soak.rs`, saw a POST processed twice when
+/// such errors were retried). A `GOAWAY` is retried for idempotent methods only.
+///
+/// A failure after the response began (a reset or a truncation of the body, read by
+/// [`Collect`](crate::collect::Collect)) never is: the server processed the request.
+pub fn is_unprocessed_error(err: &Error) -> bool {
+    if err.kind() == ErrorKind::Connect {
+        return true;
+    }
+    if err.is_body_failure() {
+        return false;
+    }
+    let mut found = false;
+    crate::error::visit_chain(err, &mut |e| found = found || is_unprocessed_link(e));
+    found
+}
+
+fn is_unprocessed_link(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(c) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+        return c.is_connect();
+    }
+    h2_from_server(e) == Some(H2Refusal::RefusedStream)
+}
+
+/// What an HTTP/2 server refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum H2Refusal {
+    /// `RST_STREAM(REFUSED_STREAM)`: this stream, unprocessed.
+    RefusedStream,
+    /// A `GOAWAY`: the connection.
+    GoAway,
+}
+
+/// An HTTP/2 `REFUSED_STREAM` or `GOAWAY` received from the server, as h2's error or as
+/// hyper's error wrapping it.
+fn h2_from_server(e: &(dyn std::error::Error + 'static)) -> Option<H2Refusal> {
+    #[cfg(feature = "http2")]
+    if let Some(h2) = e.downcast_ref::<h2::Error>() {
+        return match () {
+            _ if !h2.is_remote() => None,
+            _ if h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) => {
+                Some(H2Refusal::RefusedStream)
+            }
+            _ if h2.is_go_away() => Some(H2Refusal::GoAway),
+            _ => None,
+        };
+    }
+    // Without h2's type at hand (another h2 than hyper's), its stable Display forms:
+    // "stream error received: <reason>" (a RST_STREAM from the server) and
+    // "connection error received: <reason>" (a GOAWAY from the server), under hyper.
+    let h = e.downcast_ref::<hyper::Error>()?;
+    let src = std::error::Error::source(h)?;
+    if src.downcast_ref::<std::io::Error>().is_some() {
+        return None;
+    }
+    let display = src.to_string();
+    if display == format!("stream error received: {H2_REFUSED_STREAM}") {
+        Some(H2Refusal::RefusedStream)
+    } else if is_h2_retryable(&display) {
+        Some(H2Refusal::GoAway)
+    } else {
+        None
     }
 }
 
@@ -188,17 +270,8 @@ fn is_connection_failure(e: &(dyn std::error::Error + 'static)) -> bool {
         if h.is_incomplete_message() || h.is_canceled() {
             return true;
         }
-        // hyper wraps h2's error as the source of an "http2 error"; fastreq does not
-        // depend on h2 itself, so read the reason from h2's stable Display forms:
-        // "stream error received: <reason>" (a RST_STREAM from the server) and
-        // "connection error received: <reason>" (a GOAWAY from the server).
-        if let Some(src) = std::error::Error::source(h) {
-            if src.downcast_ref::<std::io::Error>().is_none() {
-                return is_h2_retryable(&src.to_string());
-            }
-        }
     }
-    false
+    h2_from_server(e).is_some()
 }
 
 /// h2's description of `Reason::REFUSED_STREAM`.
@@ -370,6 +443,29 @@ mod tests {
         let plain = Error::new(ErrorKind::Io).with_source(Fake("connection error received: x"));
         assert!(
             !is_retryable_error(&plain),
+            "h2 forms count only under hyper"
+        );
+    }
+
+    #[test]
+    fn unprocessed_errors() {
+        use std::io::{Error as IoError, ErrorKind as Io};
+        assert!(is_unprocessed_error(&Error::new(ErrorKind::Connect)));
+        // Processed, or maybe processed: a timeout, a reset, a body that failed.
+        assert!(!is_unprocessed_error(&Error::new(ErrorKind::Timeout)));
+        let reset = Error::new(ErrorKind::Io).with_source(IoError::from(Io::ConnectionReset));
+        assert!(is_retryable_error(&reset) && !is_unprocessed_error(&reset));
+        assert!(!is_unprocessed_error(&reset.mark_body_failed()));
+        // Our own locally made h2 error is not the server's refusal.
+        #[cfg(feature = "http2")]
+        assert!(!is_unprocessed_error(
+            &Error::new(ErrorKind::Io).with_source(h2::Error::from(h2::Reason::REFUSED_STREAM))
+        ));
+        let plain = Error::new(ErrorKind::Io).with_source(Fake(
+            "stream error received: refused stream before processing any application logic",
+        ));
+        assert!(
+            !is_unprocessed_error(&plain),
             "h2 forms count only under hyper"
         );
     }

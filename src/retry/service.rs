@@ -123,21 +123,23 @@ where
             .map_or(config.max_retries, |m| m.0);
 
         // Keep a copy for replays only when a retry is possible at all.
-        let mut blocked = None;
+        let blocked;
         let mut template = None;
         let req = if max_retries == 0 {
             blocked = Some(NotRetried::RetriesExhausted);
             req
-        } else if !config.method_allowed(req.method()) {
-            blocked = Some(NotRetried::NotIdempotent);
-            req
         } else {
+            // A non-idempotent request keeps a copy too: it is sent again after an error
+            // showing the server never processed it (`is_unprocessed_error`), and only then.
+            let method_blocked =
+                (!config.method_allowed(req.method())).then_some(NotRetried::NotIdempotent);
             match req.body().try_clone() {
                 None => {
-                    blocked = Some(NotRetried::BodyNotReplayable);
+                    blocked = method_blocked.or(Some(NotRetried::BodyNotReplayable));
                     req
                 }
                 Some(body) => {
+                    blocked = method_blocked;
                     let (parts, first) = req.into_parts();
                     template = Some(Template {
                         parts: parts.clone(),

@@ -39,9 +39,21 @@ impl Default for TimeoutLayer {
 
 impl TimeoutLayer {
     /// A layer with the given headers timeout and the default body timeouts (30 s idle,
-    /// no total). A zero duration is an [`ErrorKind::Config`](crate::ErrorKind::Config)
-    /// error.
-    pub fn new(headers: Duration) -> Result<Self, Error> {
+    /// no total).
+    ///
+    /// Never fails, so it goes straight into `ServiceBuilder::layer`: a zero duration is
+    /// raised to the smallest one, 1 ns (every request then times out, as a zero timeout
+    /// asks). Use [`try_new`](Self::try_new) to refuse zero instead.
+    pub fn new(headers: Duration) -> Self {
+        TimeoutLayer {
+            headers: Some(headers.max(Duration::from_nanos(1))),
+            ..TimeoutLayer::default()
+        }
+    }
+
+    /// Like [`new`](Self::new), but a zero duration is an
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
+    pub fn try_new(headers: Duration) -> Result<Self, Error> {
         TimeoutLayer::builder().headers(headers).build()
     }
 

@@ -72,7 +72,7 @@
 //! assert_eq!(err.url(), Some("http://api.test/slow?token=REDACTED"));
 //!
 //! // Zero is not a timeout:
-//! assert!(TimeoutLayer::new(Duration::ZERO).unwrap_err().is_config());
+//! assert!(TimeoutLayer::try_new(Duration::ZERO).unwrap_err().is_config());
 //! # Ok(()) }
 //! ```
 

@@ -262,9 +262,7 @@ async fn huge_durations_do_not_overflow() {
     let waited = tokio::time::timeout(Duration::from_secs(86_400), body.frame()).await;
     assert!(waited.is_err(), "no timeout within a day");
 
-    let svc = TimeoutLayer::new(Duration::MAX)
-        .unwrap()
-        .layer(headers_after(Duration::from_secs(86_400)));
+    let svc = TimeoutLayer::new(Duration::MAX).layer(headers_after(Duration::from_secs(86_400)));
     svc.oneshot(req()).await.unwrap();
 }
 
@@ -322,7 +320,7 @@ fn config_errors_and_defaults() {
     assert_eq!(d.body_total_timeout(), None);
     assert_eq!(TimeoutLayer::builder().build().unwrap(), d);
 
-    let err = TimeoutLayer::new(Duration::ZERO).unwrap_err();
+    let err = TimeoutLayer::try_new(Duration::ZERO).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("headers"), "{err}");
     for (name, b) in [
@@ -350,7 +348,7 @@ fn config_errors_and_defaults() {
     let off = layer(None, None, None);
     assert_eq!(off.headers_timeout(), None);
     assert_eq!(off.body_idle_timeout(), None);
-    let l = TimeoutLayer::new(ms(1500)).unwrap();
+    let l = TimeoutLayer::new(ms(1500));
     assert_eq!(l.headers_timeout(), Some(ms(1500)));
     assert_eq!(l.body_idle_timeout(), Some(DEFAULT_BODY_IDLE_TIMEOUT));
     let svc = l.layer(());

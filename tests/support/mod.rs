@@ -1,5 +1,5 @@
 #![allow(dead_code)]
-//! Local HTTP test server shared by integration tests, examples and benches.
+//! Local HTTP test server shared by integration tests and benches (the examples carry their own).
 //!
 //! ```ignore
 //! mod support; // or: #[path = "../tests/support/mod.rs"] mod support;
@@ -13,7 +13,7 @@
 //!
 //! * Binds only `127.0.0.1:0`; never talks to anything but loopback.
 //! * Each server owns an OS thread and a tokio runtime, so it works from plain
-//!   `#[test]`s, `#[tokio::test]`s, examples and benches alike. Dropping the
+//!   `#[test]`s, `#[tokio::test]`s, and benches alike. Dropping the
 //!   [`TestServer`] stops it (bounded wait, never panics).
 //! * Speaks HTTP/1.1 and h2c (prior knowledge) on the same port by default;
 //!   [`TestServerBuilder::tls`] adds a self-signed certificate with ALPN `h2` + `http/1.1`.
@@ -29,7 +29,7 @@ mod routes;
 mod stats;
 mod tls;
 
-// Not every test / example / bench uses every re-export.
+// Not every test / bench uses every re-export.
 #[allow(unused_imports)]
 pub use reply::{gzip_bytes, InjectedFault, Reply, ReplyBody};
 #[allow(unused_imports)]
