@@ -94,8 +94,15 @@ mod keyed;
 mod layer;
 mod limiter;
 mod quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod service;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    OnRedisFailure, RedisHostLimiters, RedisLimiter, RedisStore, RedisStoreBuilder,
+};
 pub use bucket::{BucketWaiter, TokenBucket};
 pub use future::ResponseFuture;
 pub use handle::RateLimitHandle;
