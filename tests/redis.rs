@@ -95,9 +95,8 @@ where
         let sent = sent.clone();
         let urls = urls.clone();
         handles.push(tokio::spawn(async move {
-            let mut i = t;
             // Bounded in count too.
-            for _ in 0..100_000 {
+            for i in t..t + 100_000 {
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -111,7 +110,6 @@ where
                     .expect("request");
                 assert_eq!(resp.status(), 200);
                 sent.fetch_add(1, Ordering::Relaxed);
-                i += 1;
             }
         }));
     }
