@@ -112,7 +112,12 @@ fn main() {
         let quota = Quota::new(rate, burst).unwrap();
         let name = format!("bench-shared-{run}");
         let limiters: Vec<RedisLimiter> = (0..clients)
-            .map(|_| RedisStore::new(&url).unwrap().limiter(&name, quota).unwrap())
+            .map(|_| {
+                RedisStore::new(&url)
+                    .unwrap()
+                    .limiter(&name, quota)
+                    .unwrap()
+            })
             .collect();
         let calls_before = evalsha_calls(&mut admin).await;
         let per_client = drain(&limiters, secs).await;
@@ -137,7 +142,12 @@ fn main() {
         let quota = Quota::new(1e8, 1000).unwrap();
         let name = format!("bench-max-{run}");
         let limiters: Vec<RedisLimiter> = (0..clients)
-            .map(|_| RedisStore::new(&url).unwrap().limiter(&name, quota).unwrap())
+            .map(|_| {
+                RedisStore::new(&url)
+                    .unwrap()
+                    .limiter(&name, quota)
+                    .unwrap()
+            })
             .collect();
         let t = 3.0;
         let permits: u64 = drain(&limiters, t).await.iter().sum();

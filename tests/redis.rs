@@ -12,8 +12,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fastreq::rate_limit::{
@@ -425,4 +426,123 @@ async fn hanging_redis_does_not_hang_requests() {
         }
     }
     drop(hole);
+}
+
+/// A TCP relay to Redis that can be cut (closing every relayed connection and refusing new
+/// ones) and restored: Redis going away and coming back.
+struct Relay {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        Relay {
+            addr,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_falls_back_then_shared_limiting_resumes() {
+    let Some(url) = redis_url() else { return };
+    let parsed = url::Url::parse(&url).unwrap();
+    let target: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(6379),
+    ))
+    .unwrap()
+    .next()
+    .unwrap();
+    let relay = Relay::start(target).await;
+    let mut via_relay = parsed.clone();
+    via_relay.set_port(Some(relay.addr.port())).unwrap();
+    via_relay.set_host(Some("127.0.0.1")).unwrap();
+    let store = RedisStore::builder(via_relay.as_str())
+        .timeout(Duration::from_millis(300))
+        .retry_interval(Duration::from_millis(200))
+        .on_failure(OnRedisFailure::Local { processes: 2 })
+        .build()
+        .unwrap();
+    let name = unique("outage");
+    let limiter = store.limiter(&name, Quota::new(100.0, 5).unwrap()).unwrap();
+    let acquire = || async {
+        tokio::time::timeout(LIMIT, limiter.acquire())
+            .await
+            .expect("bounded")
+    };
+
+    acquire().await.unwrap();
+    assert!(!store.is_down());
+
+    // Redis goes away: the request still gets a permit, from the local bucket.
+    relay.cut();
+    acquire().await.unwrap();
+    assert!(store.is_down(), "the failure went unnoticed");
+
+    // Redis comes back: after the retry interval, requests go through Redis again.
+    relay.restore();
+    let start = Instant::now();
+    for _ in 0..100 {
+        if !store.is_down() || start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        acquire().await.unwrap();
+    }
+    assert!(
+        !store.is_down(),
+        "Redis is back but the store still falls back"
+    );
+    // The quota's key is in Redis again.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    acquire().await.unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(limiter.key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 1);
 }

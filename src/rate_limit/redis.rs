@@ -361,6 +361,12 @@ impl RedisStore {
         &self.inner.url
     }
 
+    /// True after a Redis call failed, until one succeeds again (while the failure mode
+    /// is in force).
+    pub fn is_down(&self) -> bool {
+        lock(&self.inner.down).is_some()
+    }
+
     /// The failure mode.
     pub fn on_failure(&self) -> OnRedisFailure {
         self.inner.on_failure
