@@ -149,6 +149,8 @@ pub struct StackBuilder {
     burst: u32,
     per_host_rate: Option<f64>,
     per_host_burst: u32,
+    #[cfg(feature = "redis")]
+    redis_rate: Option<(crate::rate_limit::RedisStore, String)>,
     retry: RetryBuilder,
     timeout: Option<Duration>,
     body_idle_timeout: Option<Duration>,
@@ -178,6 +180,8 @@ impl Default for StackBuilder {
             burst: 1,
             per_host_rate: None,
             per_host_burst: 1,
+            #[cfg(feature = "redis")]
+            redis_rate: None,
             retry: RetryLayer::builder(),
             timeout: Some(Duration::from_secs(30)),
             body_idle_timeout: Some(Duration::from_secs(30)),
@@ -265,6 +269,32 @@ impl StackBuilder {
     /// pauses that host's bucket.
     pub fn per_host_rate_limit(mut self, per_second: f64) -> Self {
         self.per_host_rate = Some(per_second);
+        self
+    }
+
+    /// Shares the rate limits set with [`rate_limit`](Self::rate_limit),
+    /// [`per_host_rate_limit`](Self::per_host_rate_limit) and [`burst`](Self::burst) with
+    /// every process that uses the same `name` on the same Redis (feature `redis`; see
+    /// [`rate_limit::redis`](crate::rate_limit::redis)). Without a rate limit it is a
+    /// configuration error; the client then has no
+    /// [`rate_limit_handle`](Client::rate_limit_handle).
+    ///
+    /// ```
+    /// use fastreq::rate_limit::RedisStore;
+    ///
+    /// // Connects on the first request, not here.
+    /// let store = RedisStore::new("redis://127.0.0.1:6379/")?;
+    /// let client = fastreq::stack()
+    ///     .rate_limit(100.0)
+    ///     .per_host_rate_limit(5.0)
+    ///     .redis_rate_limit(store, "crawl")
+    ///     .build()?;
+    /// assert!(client.rate_limit_handle().is_none());
+    /// # Ok::<(), fastreq::Error>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis_rate_limit(mut self, store: crate::rate_limit::RedisStore, name: &str) -> Self {
+        self.redis_rate = Some((store, name.to_owned()));
         self
     }
 
@@ -633,6 +663,27 @@ impl StackBuilder {
             }
             rate = Some(b.build()?);
         }
+        #[cfg(feature = "redis")]
+        let redis_rate = match self.redis_rate.take() {
+            Some((store, name)) => {
+                // The quotas were validated by the in-process builder above.
+                let Some(local) = rate.take() else {
+                    return Err(Error::config(
+                        "`redis_rate_limit` needs `rate_limit`, `per_host_rate_limit` or both",
+                    ));
+                };
+                let global = match local.quota() {
+                    Some(q) => Some(store.limiter(&name, q)?),
+                    None => None,
+                };
+                let per_host = match local.per_host_quota() {
+                    Some(q) => Some(store.host_limiters(&name, q)?),
+                    None => None,
+                };
+                Some(RateLimitLayer::from_limiters(global, per_host))
+            }
+            None => None,
+        };
         let rate_handle = rate.as_ref().map(RateLimitLayer::handle);
 
         #[cfg(feature = "cookies")]
@@ -692,6 +743,8 @@ impl StackBuilder {
             timeout,
             concurrency: concurrency.clone(),
             rate,
+            #[cfg(feature = "redis")]
+            redis_rate,
             #[cfg(feature = "cookies")]
             cookies: jar.clone().map(crate::cookies::CookieLayer::new),
             redirect,
@@ -786,6 +839,8 @@ struct Layers {
     timeout: TimeoutLayer,
     concurrency: ConcurrencyLimitLayer,
     rate: Option<RateLimitLayer>,
+    #[cfg(feature = "redis")]
+    redis_rate: Option<RedisRateLayer>,
     #[cfg(feature = "cookies")]
     cookies: Option<crate::cookies::CookieLayer>,
     redirect: Option<FollowRedirectLayer>,
@@ -802,6 +857,8 @@ impl Layers {
         #[cfg(not(feature = "decompression"))]
         let svc = backend;
         let svc = self.concurrency.layer(self.timeout.layer(svc));
+        #[cfg(feature = "redis")]
+        let svc = Either::from_layer(self.redis_rate.map(boxed_fut), svc);
         let svc = Either::from_layer(self.rate.map(boxed_fut), svc);
         #[cfg(feature = "cookies")]
         let svc = Either::from_layer(self.cookies, svc);
@@ -836,7 +893,19 @@ type Decompressed<S> = S;
 type Lower<S> = ConcurrencyLimit<Timeout<Decompressed<S>>>;
 // Optional layers that are off by default box their (large) futures when on, so that they
 // do not make every request's future larger when off.
-type Limited<S> = Either<BoxFut<RateLimit<Lower<S>>>, Lower<S>>;
+#[cfg(feature = "redis")]
+type RedisRateLayer =
+    RateLimitLayer<crate::rate_limit::RedisLimiter, crate::rate_limit::RedisHostLimiters>;
+#[cfg(feature = "redis")]
+type SharedLimited<S> = Either<
+    BoxFut<
+        RateLimit<Lower<S>, crate::rate_limit::RedisLimiter, crate::rate_limit::RedisHostLimiters>,
+    >,
+    Lower<S>,
+>;
+#[cfg(not(feature = "redis"))]
+type SharedLimited<S> = Lower<S>;
+type Limited<S> = Either<BoxFut<RateLimit<SharedLimited<S>>>, SharedLimited<S>>;
 #[cfg(feature = "cookies")]
 type WithCookies<S> = Either<crate::cookies::Cookies<Limited<S>>, Limited<S>>;
 #[cfg(not(feature = "cookies"))]

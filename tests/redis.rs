@@ -546,3 +546,52 @@ async fn redis_outage_falls_back_then_shared_limiting_resumes() {
         .unwrap();
     assert_eq!(exists, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preset_clients_share_a_redis_rate() {
+    let Some(url) = redis_url() else { return };
+    let server = TestServer::start(|_| Reply::ok());
+    let name = unique("preset");
+    // Two clients, each its own connection, sharing 20/s (burst 2) through Redis: 12
+    // requests take at least (12 - 2) / 20 = 500 ms between them.
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let store = RedisStore::new(&url).unwrap();
+        let client = fastreq::stack()
+            .rate_limit(20.0)
+            .burst(2)
+            .redis_rate_limit(store, &name)
+            .build()
+            .unwrap();
+        assert!(client.rate_limit_handle().is_none());
+        clients.push(client);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for client in clients {
+        let url = server.url("/");
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..6 {
+                let resp = client.get(&url).await.unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(LIMIT, t).await.unwrap().unwrap();
+    }
+    let took = start.elapsed();
+    assert_eq!(server.hits(), 12);
+    assert!(
+        took >= Duration::from_millis(480),
+        "{took:?}: the rate was not shared"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // Without a rate limit, `redis_rate_limit` is a configuration error.
+    let err = fastreq::stack()
+        .redis_rate_limit(RedisStore::new(&url).unwrap(), &name)
+        .build()
+        .unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+}
