@@ -38,7 +38,7 @@
 //!
 //! | choice | requests while Redis is down |
 //! |---|---|
-//! | [`FailClosed`](OnRedisFailure::FailClosed) (default) | fail with an [`ErrorKind::RateLimiter`](crate::ErrorKind::RateLimiter) error |
+//! | [`FailClosed`](OnRedisFailure::FailClosed) (default) | fail with an [`ErrorKind::RateLimiter`] error |
 //! | [`FailOpen`](OnRedisFailure::FailOpen) | go without any limit |
 //! | [`Local { processes: N }`](OnRedisFailure::Local) | are limited by a local bucket at `rate / N` (burst `burst / N`, at least 1) |
 //!
@@ -161,7 +161,7 @@ return {granted, math.ceil(wait)}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OnRedisFailure {
-    /// Requests fail with an [`ErrorKind::RateLimiter`](crate::ErrorKind::RateLimiter)
+    /// Requests fail with an [`ErrorKind::RateLimiter`]
     /// error (nothing is sent unlimited).
     #[default]
     FailClosed,
@@ -217,7 +217,7 @@ impl RedisStoreBuilder {
     }
 
     /// The store. Does not connect: the first request does. A URL that does not parse is an
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error (with the URL redacted).
+    /// [`ErrorKind::Config`] error (with the URL redacted).
     pub fn build(self) -> Result<RedisStore, Error> {
         let shown = redact(&self.url);
         let mut secrets = Vec::new();
@@ -376,7 +376,7 @@ impl RedisStore {
     /// that uses the same name on the same Redis.
     ///
     /// A name that is empty, longer than 200 bytes or contains `{` or `}` is an
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
+    /// [`ErrorKind::Config`] error.
     pub fn limiter(&self, name: &str, quota: Quota) -> Result<RedisLimiter, Error> {
         check_name(name)?;
         Ok(RedisLimiter::create(
