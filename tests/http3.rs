@@ -26,6 +26,8 @@ struct H3Server {
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     live: Arc<Mutex<Vec<quinn::Connection>>>,
+    /// How each request body ended on the server: its bytes, or the stream's error.
+    bodies: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Result<Vec<u8>, String>>>,
     endpoint: quinn::Endpoint,
 }
 
@@ -54,7 +56,9 @@ impl H3Server {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
         let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let (bodies_tx, bodies) = tokio::sync::mpsc::unbounded_channel();
         let server = H3Server {
+            bodies: tokio::sync::Mutex::new(bodies),
             addr: endpoint.local_addr().unwrap(),
             cert,
             connections: Arc::default(),
@@ -71,6 +75,7 @@ impl H3Server {
         tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
                 let (requests, live, flaky) = (requests.clone(), live.clone(), flaky.clone());
+                let bodies = bodies_tx.clone();
                 let Ok(conn) = incoming.await else { continue };
                 connections.fetch_add(1, Ordering::SeqCst);
                 live.lock().unwrap().push(conn.clone());
@@ -83,12 +88,17 @@ impl H3Server {
                     };
                     while let Ok(Some(resolver)) = h3.accept().await {
                         requests.fetch_add(1, Ordering::SeqCst);
-                        let flaky = flaky.clone();
+                        let (flaky, bodies) = (flaky.clone(), bodies.clone());
                         tokio::spawn(async move {
-                            let Ok((req, stream)) = resolver.resolve_request().await else {
-                                return;
-                            };
-                            let _ = handle(req, stream, flaky).await;
+                            match resolver.resolve_request().await {
+                                Ok((req, stream)) => {
+                                    let _ = handle(req, stream, flaky, bodies).await;
+                                }
+                                // A stream reset before its head was read.
+                                Err(e) => {
+                                    let _ = bodies.send(Err(e.to_string()));
+                                }
+                            }
                         });
                     }
                 });
@@ -113,6 +123,15 @@ impl H3Server {
             .add_root_certificate(self.certificate())
     }
 
+    /// How the next request body ended on the server.
+    async fn next_body(&self) -> Result<Vec<u8>, String> {
+        let mut rx = self.bodies.lock().await;
+        tokio::time::timeout(T, rx.recv())
+            .await
+            .expect("a body in time")
+            .expect("the server runs")
+    }
+
     fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
@@ -135,15 +154,26 @@ async fn handle(
     req: http::Request<()>,
     mut stream: Stream,
     flaky: Arc<AtomicUsize>,
+    bodies: tokio::sync::mpsc::UnboundedSender<Result<Vec<u8>, String>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let mut body = Vec::new();
     let mut chunks = 0;
-    while let Some(mut chunk) = stream.recv_data().await? {
-        chunks += 1;
-        body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    loop {
+        match stream.recv_data().await {
+            Ok(Some(mut chunk)) => {
+                chunks += 1;
+                body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = bodies.send(Err(e.to_string()));
+                return Err(e.into());
+            }
+        }
     }
+    let _ = bodies.send(Ok(body.clone()));
     let mut resp = http::Response::builder()
         .header("x-method", req.method().as_str())
         .header("x-chunks", chunks.to_string());
@@ -498,4 +528,29 @@ async fn the_preset_retries_over_http3() {
     assert_eq!(fetched.attempts(), 2);
     assert_eq!(server.requests(), 2);
     assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_request_body_is_never_sent_as_complete() {
+    let server = H3Server::start();
+    let backend = server.backend().build().unwrap();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"first part")),
+        Err(std::io::Error::other("disk gone")),
+    ];
+    let mut req = fastreq::post(server.url("/echo")).build().unwrap();
+    *req.body_mut() = fastreq::Body::wrap_stream(futures::stream::iter(chunks));
+    let err = send(&backend, req).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    // The server saw the stream cancelled, not a short body that looks whole.
+    let seen = server.next_body().await;
+    assert!(seen.is_err(), "the server took {seen:?} as a complete body");
+    // The connection serves the next request.
+    let resp = send(
+        &backend,
+        fastreq::get(server.url("/hello")).build().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }

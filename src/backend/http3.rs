@@ -438,6 +438,33 @@ fn head(method: &Method, uri: &Uri, headers: &HeaderMap) -> Request<()> {
 
 type SendFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
+/// The sending half of a request stream. Dropped before the body was finished (the body
+/// failed, the request was cancelled or timed out), it resets the stream: quinn would
+/// otherwise finish it, and a truncated body would look complete.
+struct SendHalf {
+    tx: h3::client::RequestStream<h3_quinn::SendStream<Bytes>, Bytes>,
+    finished: bool,
+}
+
+impl SendHalf {
+    async fn finish(&mut self) -> Result<(), Error> {
+        self.tx
+            .finish()
+            .await
+            .map_err(|e| stream_error(e, "could not send the request body"))?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for SendHalf {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.tx.stop_stream(Code::H3_REQUEST_CANCELLED);
+        }
+    }
+}
+
 /// Sends the request on a new stream and reads the response head, sending the body
 /// meanwhile (what is left of it after the head arrives is sent by a task of its own).
 async fn exchange(
@@ -450,19 +477,22 @@ async fn exchange(
         refused: true,
         error: stream_error(e, "could not send the request"),
     })?;
-    let (mut tx, mut rx) = stream.split();
+    let (tx, mut rx) = stream.split();
+    let mut tx = SendHalf {
+        tx,
+        finished: false,
+    };
     let mut send: Option<SendFuture> = Some(match body {
         ReqBody::Full(bytes) => {
             let bytes = bytes.clone();
             Box::pin(async move {
                 if !bytes.is_empty() {
-                    tx.send_data(bytes)
+                    tx.tx
+                        .send_data(bytes)
                         .await
                         .map_err(|e| stream_error(e, "could not send the request body"))?;
                 }
-                tx.finish()
-                    .await
-                    .map_err(|e| stream_error(e, "could not send the request body"))
+                tx.finish().await
             })
         }
         ReqBody::Stream(stream) => {
@@ -472,8 +502,7 @@ async fn exchange(
                     let frame = match frame {
                         Ok(f) => f,
                         Err(e) => {
-                            // Never let a truncated body look complete.
-                            tx.stop_stream(Code::H3_REQUEST_CANCELLED);
+                            // Dropping `tx` resets the stream: the body is not complete.
                             return Err(Error::new(ErrorKind::Io)
                                 .with_message("the request body stream failed")
                                 .with_source(e));
@@ -482,21 +511,20 @@ async fn exchange(
                     match frame.into_data() {
                         Ok(data) if data.is_empty() => {}
                         Ok(data) => tx
+                            .tx
                             .send_data(data)
                             .await
                             .map_err(|e| stream_error(e, "could not send the request body"))?,
                         Err(frame) => {
                             if let Ok(trailers) = frame.into_trailers() {
-                                tx.send_trailers(trailers).await.map_err(|e| {
+                                tx.tx.send_trailers(trailers).await.map_err(|e| {
                                     stream_error(e, "could not send the request trailers")
                                 })?;
                             }
                         }
                     }
                 }
-                tx.finish()
-                    .await
-                    .map_err(|e| stream_error(e, "could not send the request body"))
+                tx.finish().await
             })
         }
     });

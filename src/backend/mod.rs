@@ -37,6 +37,41 @@
 //! through a proxy, of any kind and also while reading the body, names it
 //! ([`Error::proxy`](crate::Error::proxy)).
 //!
+//! # HTTP/3
+//!
+//! With feature `http3`, [`http3_prior_knowledge`](BackendBuilder::http3_prior_knowledge)
+//! (or [`StackBuilder::http3`](crate::StackBuilder::http3)) sends `https` requests over
+//! HTTP/3 on QUIC (hyperium's `h3` on `quinn`, rustls with ring), with the same contract:
+//! streamed bodies both ways, the same error kinds, [`FinalUrl`], [`BodyLimit`],
+//! [`RequestTimeout`], the same root options and [`resolve`](BackendBuilder::resolve)
+//! overrides. One QUIC connection per origin carries all its concurrent requests (the
+//! first requests to an origin share one handshake); a closed connection is replaced on
+//! the next request, and a request the closing connection refused unhandled (`GOAWAY`,
+//! `H3_REQUEST_REJECTED`) is sent once more on the new one. Responses have
+//! [`Version::HTTP_3`](http::Version::HTTP_3); `http://` URLs still go over TCP.
+//!
+//! ```
+//! use fastreq::Backend;
+//! use fastreq::proxy::{Proxy, ProxyOverride};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
+//! let built = Backend::builder().http3_prior_knowledge().build();
+//! # #[cfg(not(feature = "http3"))]
+//! # { assert!(built.unwrap_err().is_config()); return Ok(()); }
+//! # #[cfg(feature = "http3")] {
+//! let backend = built?;
+//! assert!(backend.is_http3());
+//! // QUIC cannot go through an HTTP or SOCKS proxy: refused, not ignored (no network).
+//! let mut req = fastreq::get("https://h3.test/").build()?;
+//! req.extensions_mut().insert(ProxyOverride(Some(Proxy::parse("http://127.0.0.1:3128")?)));
+//! let err = backend.oneshot(req).await.unwrap_err();
+//! assert!(err.is_config());
+//! assert_eq!(backend.http3_connections(), 0);
+//! # }
+//! # Ok(()) }
+//! ```
+//!
 //! Clones of a backend share one connection pool. Two backends built separately never
 //! share connections, so a backend that skips certificate checks can never hand its
 //! connections to a verifying one.
