@@ -65,7 +65,7 @@
 //! // QUIC cannot go through an HTTP or SOCKS proxy: refused, not ignored (no network).
 //! let mut req = fastreq::get("https://h3.test/").build()?;
 //! req.extensions_mut().insert(ProxyOverride(Some(Proxy::parse("http://127.0.0.1:3128")?)));
-//! let err = backend.oneshot(req).await.unwrap_err();
+//! let err = backend.clone().oneshot(req).await.unwrap_err();
 //! assert!(err.is_config());
 //! assert_eq!(backend.http3_connections(), 0);
 //! # }
