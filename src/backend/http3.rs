@@ -395,11 +395,12 @@ impl Inner {
     }
 
     async fn resolve(&self, host: &str, port: Option<u16>) -> Result<Vec<SocketAddr>, Failure> {
-        let name = Name::from_str(host)
-            .map_err(|e| Failure::new(ErrorKind::InvalidRequest, format!("invalid host: {e}")))?;
         let addrs = if let Ok(ip) = host.parse::<std::net::IpAddr>() {
             vec![SocketAddr::new(ip, 0)]
         } else {
+            let name = Name::from_str(host).map_err(|e| {
+                Failure::new(ErrorKind::InvalidRequest, format!("invalid host: {e}"))
+            })?;
             let mut resolver = self.resolver.clone();
             resolver
                 .call(name)
