@@ -5,6 +5,8 @@
 
 #![cfg(feature = "http3")]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -553,4 +555,18 @@ async fn a_failing_request_body_is_never_sent_as_complete() {
     .await
     .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn http_urls_still_go_over_tcp() {
+    let tcp = support::TestServer::start(|_req| support::Reply::text("over tcp"));
+    let h3 = H3Server::start();
+    let backend = h3.backend().build().unwrap();
+    let resp = send(&backend, fastreq::get(tcp.url("/plain")).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), Version::HTTP_11);
+    assert_eq!(resp.text().await.unwrap(), "over tcp");
+    assert_eq!(backend.http3_connections(), 0);
+    assert_eq!(h3.connections(), 0);
 }
