@@ -634,6 +634,11 @@ impl Redactor {
                 Some((name, _)) if self.is_secret(name) => {
                     out.push_str(name);
                     out.push_str("=REDACTED");
+                    // A `?` is part of a query value (`token=a?b`): the secret value runs
+                    // to the next `&`, `;` or `#`.
+                    let end = rest.find(['&', ';', '#']).unwrap_or(rest.len());
+                    rest = &rest[end..];
+                    continue;
                 }
                 _ => out.push_str(pair),
             }
@@ -828,6 +833,15 @@ mod tests {
         assert_eq!(
             redact_url("http://h.test/?next=/a?password=P#x"),
             "http://h.test/?next=/a?password=REDACTED#x"
+        );
+        // Found by fuzzing: a `?` inside a secret value does not end it.
+        assert_eq!(
+            redact_url("http://h.test/?token=ab?cd&x=1"),
+            "http://h.test/?token=REDACTED&x=1"
+        );
+        assert_eq!(
+            redact_url(":///?access_token=a?b"),
+            ":///?access_token=REDACTED"
         );
         // A bad URL too.
         assert_eq!(

@@ -182,13 +182,12 @@ fn simple_chars(s: &[u8], query: bool) -> bool {
             | b';' | b'=' | b':' | b'@' | b'/' => true,
             b'\'' => !query,
             b'?' => query,
-            b'%' => {
-                if s.len() > i + 2 && s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit() {
-                    i += 2;
-                    true
-                } else {
-                    false
-                }
+            b'%' if s.len() > i + 2
+                && s[i + 1].is_ascii_hexdigit()
+                && s[i + 2].is_ascii_hexdigit() =>
+            {
+                i += 2;
+                true
             }
             _ => false,
         };

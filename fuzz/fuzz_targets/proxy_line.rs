@@ -119,9 +119,17 @@ fuzz_target!(|input: Input| {
             let result = Proxy::parse(&line);
             let marked = |s: &str| s.contains("Q9x") || s.contains("X9q");
             let lower = |s: &str| s.to_ascii_lowercase();
-            let parts_marked = [&host, &user]
-                .iter()
-                .any(|s| marked(s) || lower(s).contains("q9x") || lower(s).contains("x9q"));
+            // A host with `@`, `:` or brackets in the colon forms changes the fields
+            // (`a@b:80:u:p@q` reads as a URL's user info, `a:b:80:u:p` has its port in the
+            // third field): which part is the password is then undecidable.
+            // So is a user name with `:` in `user:pass@host:port` (`u:3:pass@h:80` reads
+            // as `host:port:user:pass`).
+            let ambiguous = (matches!(form % 4, 0 | 3) && host.contains(['@', ':', '[', ']']))
+                || (form % 4 == 2 && user.contains(':'));
+            let parts_marked = ambiguous
+                || [&host, &user]
+                    .iter()
+                    .any(|s| marked(s) || lower(s).contains("q9x") || lower(s).contains("x9q"));
             if !parts_marked {
                 let shown = match &result {
                     Ok(p) => format!("{p} {p:?}"),
@@ -152,11 +160,15 @@ fuzz_target!(|input: Input| {
                             && !pass.contains('%')
                             && !user.contains("://")
                     }
-                    _ => false,
+                    _ => {
+                        !user.contains(':')
+                            && scheme != ProxyScheme::Socks4
+                            && !(scheme.is_socks() && (user.len() > 255 || pass.len() > 255))
+                    }
                 };
             if expect_exact {
                 let p = result.unwrap_or_else(|e| panic!("{line:?} does not parse: {e}"));
-                let scheme = if form % 4 == 1 {
+                let scheme = if matches!(form % 4, 1 | 3) {
                     scheme
                 } else {
                     ProxyScheme::Http

@@ -53,7 +53,7 @@ fn origin(u: &Uri) -> (Option<&str>, Option<&str>, Option<u16>) {
 }
 
 fuzz_target!(|input: Input| {
-    let max = u32::from(input.max_redirects % 12);
+    let max = 1 + u32::from(input.max_redirects % 12);
     let layer = FollowRedirectLayer::builder()
         .max_redirects(max)
         .https_downgrade(input.https_downgrade)

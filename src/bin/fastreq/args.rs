@@ -171,7 +171,8 @@ pub struct FetchArgs {
     /// input reader and output writer threads (and to anything else running). N > 1: a
     /// multi-thread runtime with N workers, for big machines where one thread cannot keep up
     /// (many TLS handshakes, HTTP/2, hundreds of hosts); it costs cross-thread wake-ups and
-    /// synchronisation per request, about a quarter of the throughput on 2 cores
+    /// synchronisation per request: on 2 cores, twice the CPU per request and no more
+    /// throughput
     #[arg(long, value_name = "N", default_value = "1", value_parser = positive_usize, help_heading = "Limits")]
     pub threads: usize,
 
