@@ -457,6 +457,12 @@ impl StackBuilder {
         self.backend_with(BackendBuilder::http2_prior_knowledge)
     }
 
+    /// HTTP/3 (QUIC) for `https` URLs, with prior knowledge that the servers speak it: see
+    /// [`BackendBuilder::http3_prior_knowledge`] (feature `http3`).
+    pub fn http3(self) -> Self {
+        self.backend_with(BackendBuilder::http3_prior_knowledge)
+    }
+
     /// **Dangerous**: accept any TLS certificate. See
     /// [`BackendBuilder::danger_accept_invalid_certs`].
     pub fn danger_accept_invalid_certs(self, accept: bool) -> Self {
