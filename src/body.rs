@@ -121,6 +121,17 @@ impl Body {
         }
     }
 
+    /// The bytes of an empty (`Ok(None)`) or full (`Ok(Some(..))`) body, or the streaming
+    /// body back.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn into_bytes(self) -> Result<Option<Bytes>, Body> {
+        match self.kind {
+            Kind::Empty => Ok(None),
+            Kind::Full(b) => Ok(b),
+            Kind::Stream(_) => Err(self),
+        }
+    }
+
     /// The exact length, when known in advance.
     pub fn content_length(&self) -> Option<u64> {
         http_body::Body::size_hint(self).exact()

@@ -634,6 +634,11 @@ impl Redactor {
                 Some((name, _)) if self.is_secret(name) => {
                     out.push_str(name);
                     out.push_str("=REDACTED");
+                    // A `?` is part of a query value (`token=a?b`): the secret value runs
+                    // to the next `&`, `;` or `#`.
+                    let end = rest.find(['&', ';', '#']).unwrap_or(rest.len());
+                    rest = &rest[end..];
+                    continue;
                 }
                 _ => out.push_str(pair),
             }
@@ -659,6 +664,9 @@ fn userinfo_range(base: &str) -> Option<(usize, usize)> {
         {
             start = colon + 1;
         }
+    } else if let Some(i) = base[..first_at].find("://") {
+        // Not a scheme (`://u:p@h`, `1http://u:p@h`): the authority still follows `://`.
+        start = i + 1;
     }
     while matches!(b.get(start), Some(b'/' | b'\\')) {
         start += 1;
@@ -787,6 +795,10 @@ mod tests {
             // An unencoded '/' in the password ends the authority early: still removed.
             ("http://alice:s3c/ret@h.test/a", "http://h.test/a"),
             ("ftp://alice:s3cret@h.test@evil/", "ftp://evil/"),
+            // Found by fuzzing: no valid scheme before `://`.
+            ("://alice:s3cret@h.test/a", "://h.test/a"),
+            ("://:s3cret@/?q", ":///?q"),
+            ("1http://alice:s3cret@h.test", "1http://h.test"),
         ] {
             let got = redact_url(input);
             assert_eq!(got, want, "{input}");
@@ -821,6 +833,15 @@ mod tests {
         assert_eq!(
             redact_url("http://h.test/?next=/a?password=P#x"),
             "http://h.test/?next=/a?password=REDACTED#x"
+        );
+        // Found by fuzzing: a `?` inside a secret value does not end it.
+        assert_eq!(
+            redact_url("http://h.test/?token=ab?cd&x=1"),
+            "http://h.test/?token=REDACTED&x=1"
+        );
+        assert_eq!(
+            redact_url(":///?access_token=a?b"),
+            ":///?access_token=REDACTED"
         );
         // A bad URL too.
         assert_eq!(

@@ -71,6 +71,144 @@ pub fn head(url: impl AsRef<str>) -> RequestBuilder {
 /// Returns the URI without userinfo, and the userinfo as a ready `Authorization` header if
 /// there was one.
 pub(crate) fn parse_url(input: &str) -> Result<(Uri, Option<HeaderValue>), Error> {
+    if let Some(uri) = simple_uri(input) {
+        return Ok((uri, None));
+    }
+    parse_url_full(input)
+}
+
+/// The [`Uri`] of a URL that is already in the form the WHATWG parser would give, built
+/// without that parser: `http://` or `https://` (lower case), a host of lower-case ASCII
+/// letters, digits, `-` and `.` (a dotted-quad IPv4 address in canonical form when its last
+/// label is numeric), an optional port that is not the scheme's default, then `/` and a
+/// path and query of characters the parser leaves as they are (no dot segments, `%` only
+/// before two hex digits); a fragment is dropped. `None` for anything else (userinfo, IPv6,
+/// upper case, spaces, controls, non-ASCII, `\\`, …): the full parser handles it.
+fn simple_uri(input: &str) -> Option<Uri> {
+    let b = input.as_bytes();
+    let (rest, default_port) = if let Some(r) = b.strip_prefix(b"http://") {
+        (r, &b"80"[..])
+    } else if let Some(r) = b.strip_prefix(b"https://") {
+        (r, &b"443"[..])
+    } else {
+        return None;
+    };
+    let authority_len = rest.iter().position(|&c| c == b'/')?;
+    let (authority, path_and_more) = rest.split_at(authority_len);
+    let (host, port) = match authority.iter().position(|&c| c == b':') {
+        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+        None => (authority, None),
+    };
+    if !simple_host(host) {
+        return None;
+    }
+    if let Some(port) = port {
+        let canonical = !port.is_empty()
+            && port.len() <= 5
+            && port.iter().all(u8::is_ascii_digit)
+            && (port[0] != b'0' || port.len() == 1)
+            && std::str::from_utf8(port).ok()?.parse::<u16>().is_ok();
+        if !canonical || port == default_port {
+            return None;
+        }
+    }
+    // Path and query: up to the fragment, which is dropped.
+    let end = path_and_more
+        .iter()
+        .position(|&c| c == b'#')
+        .unwrap_or(path_and_more.len());
+    let (path_query, _fragment) = path_and_more.split_at(end);
+    let query_at = path_query
+        .iter()
+        .position(|&c| c == b'?')
+        .unwrap_or(path_query.len());
+    let (path, query) = path_query.split_at(query_at);
+    if !simple_chars(path, false) || path.split(|&c| c == b'/').any(is_dot_segment) {
+        return None;
+    }
+    if !simple_chars(query, true) {
+        return None;
+    }
+    let kept = input.len() - (path_and_more.len() - end);
+    Uri::try_from(&input[..kept]).ok()
+}
+
+/// Lower-case letters, digits, `-` and `.` in non-empty labels, not starting with `-` and
+/// not punycode; a numeric last label only in a canonical dotted quad.
+fn simple_host(host: &[u8]) -> bool {
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    let labels = || host.split(|&c| c == b'.');
+    let ok_label = |l: &[u8]| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l[0] != b'-'
+            && !l.starts_with(b"xn--")
+            && l.iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    };
+    if !labels().all(ok_label) {
+        return false;
+    }
+    let last = labels().next_back().unwrap_or_default();
+    // The WHATWG parser reads a host whose last label is a number (or 0x…) as IPv4 and
+    // rewrites it (`127.1` → `127.0.0.1`); only the canonical form is kept as is.
+    if last.iter().all(u8::is_ascii_digit) || last.starts_with(b"0x") {
+        let parts: Vec<&[u8]> = labels().collect();
+        return parts.len() == 4
+            && parts.iter().all(|p| {
+                p.len() <= 3
+                    && p.iter().all(u8::is_ascii_digit)
+                    && (p[0] != b'0' || p.len() == 1)
+                    && std::str::from_utf8(p)
+                        .ok()
+                        .and_then(|s| s.parse::<u8>().ok())
+                        .is_some()
+            });
+    }
+    true
+}
+
+/// Characters the WHATWG parser keeps as they are in a path (`query`: in a query, which
+/// also allows `?` and encodes `'`); `%` only before two hex digits.
+fn simple_chars(s: &[u8], query: bool) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        let ok = match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'(' | b')' | b'*' | b'+' | b','
+            | b';' | b'=' | b':' | b'@' | b'/' => true,
+            b'\'' => !query,
+            b'?' => query,
+            b'%' if s.len() > i + 2
+                && s[i + 1].is_ascii_hexdigit()
+                && s[i + 2].is_ascii_hexdigit() =>
+            {
+                i += 2;
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `.`, `..` and their percent-encoded forms, which the parser removes.
+fn is_dot_segment(seg: &[u8]) -> bool {
+    seg.len() <= 6
+        && [&b"."[..], b"..", b"%2e", b".%2e", b"%2e.", b"%2e%2e"]
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(seg))
+}
+
+/// [`parse_url`] with the WHATWG parser, for every URL.
+fn parse_url_full(input: &str) -> Result<(Uri, Option<HeaderValue>), Error> {
     let invalid = |why: &str| {
         Error::invalid_request(format!("invalid URL `{}`: {why}", redact_url(input.trim())))
     };
@@ -448,6 +586,117 @@ mod tests {
         assert_eq!(auth, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         assert_eq!(basic_auth("a", None), "Basic YTo=");
         assert_eq!(basic_auth("ab", Some("c")), "Basic YWI6Yw==");
+    }
+
+    /// Both paths give the same result; `fast` says which inputs take the fast one.
+    #[test]
+    fn url_fast_path_agrees_with_the_full_parser() {
+        let fast = [
+            "http://h.test/",
+            "https://h.test/a/b?x=1&y=2",
+            "http://127.0.0.1:8080/item/17",
+            "https://a-b.c0.test:8443/p;q=1/%41%e9?x=%2F&y=a:b@c!$()*+,;=~",
+            "http://h.test/a//b/.x/..y/a%2eb?",
+            "http://h.test/p#frag",
+            "http://h.test/p?q#f?g#h",
+            "http://localhost:0/",
+            "https://h.test:65535/",
+            "http://255.255.255.255/",
+            "http://0.0.0.0/x",
+            "http://a.1.test/",
+            "http://ab-.test/",
+            "http://h.test/it's",
+        ];
+        let slow = [
+            "HTTP://h.test/",
+            "Http://h.test/",
+            "http://H.test/",
+            "http://h.TEST/p",
+            "http://user:pass@h.test/",
+            "http://user@h.test/",
+            "http://[::1]:8080/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://h.test",
+            "http://h.test?x=1",
+            "http://h.test:80/",
+            "https://h.test:443/",
+            "http://h.test:080/",
+            "http://h.test:/",
+            "http://h.test:99999/",
+            "http://h.test:8a/",
+            "http://127.1/",
+            "http://0x7f.0.0.1/",
+            "http://127.0.0.01/",
+            "http://256.0.0.1/",
+            "http://1.2.3.4.5/",
+            "http://h.test./",
+            "http://.h.test/",
+            "http://h..test/",
+            "http://-h.test/",
+            "http://xn--nxasmq6b.test/",
+            "http://h_u.test/",
+            "http://h%41.test/",
+            "http://h.test/a b",
+            " http://h.test/",
+            "http://h.test/ ",
+            "http://h.test/\tx",
+            "http://h.test/a\nb",
+            "http://h.test/é",
+            "http://hé.test/",
+            "http://日本.test/",
+            "http://h.test/%zz",
+            "http://h.test/%4",
+            "http://h.test/a/../b",
+            "http://h.test/a/./b",
+            "http://h.test/a/%2E%2e/b",
+            "http://h.test/..",
+            "http://h.test\\a",
+            "http://h.test/a\\b",
+            "http://h.test/a|b^c[d]",
+            "http://h.test/\"q\"",
+            "http://h.test/<x>",
+            "http://h.test/?q='x'",
+            "http://h.test/?q=\"x\"",
+            "http://h.test/?a b",
+            "http://h.test/`x`{y}",
+            "http:/h.test/",
+            "http:h.test/",
+            "ftp://h.test/",
+            "https:///h.test/",
+            "",
+            "http://",
+            "http:///",
+        ];
+        for input in fast {
+            assert!(simple_uri(input).is_some(), "fast path: {input}");
+            let (a, auth) = parse_url(input).unwrap();
+            let (b, _) = parse_url_full(input).unwrap();
+            assert_eq!(a, b, "{input}");
+            assert_eq!(a.to_string(), b.to_string(), "{input}");
+            assert!(auth.is_none());
+        }
+        for input in slow {
+            assert!(simple_uri(input).is_none(), "full parser: {input}");
+            match (parse_url(input), parse_url_full(input)) {
+                (Ok((a, auth_a)), Ok((b, auth_b))) => {
+                    assert_eq!(a.to_string(), b.to_string(), "{input}");
+                    assert_eq!(auth_a, auth_b, "{input}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{input}"),
+                (a, b) => panic!("{input}: {a:?} vs {b:?}"),
+            }
+        }
+        // What the full parser makes of some of them.
+        let full = |s: &str| parse_url(s).map(|(u, _)| u.to_string());
+        assert_eq!(full("HTTP://H.TEST").unwrap(), "http://h.test/");
+        assert_eq!(full("http://127.1/").unwrap(), "http://127.0.0.1/");
+        assert_eq!(full("http://h.test:80/a/../b").unwrap(), "http://h.test/b");
+        assert_eq!(full("http://h.test/a b").unwrap(), "http://h.test/a%20b");
+        assert_eq!(full("http://h.test/é").unwrap(), "http://h.test/%C3%A9");
+        assert_eq!(full("http://[::1]:8080/").unwrap(), "http://[::1]:8080/");
+        assert_eq!(full(" http://h.test/ ").unwrap(), "http://h.test/");
+        assert!(full("http://h.test:99999/").is_err());
+        assert!(full("http://h.test/%zz").is_ok());
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl StackBuilder {
 
     /// Also retry non-idempotent methods such as `POST` (default off). Off, they are still
     /// retried after an error showing the server never processed them (a connect failure,
-    /// HTTP/2 `REFUSED_STREAM` or `GOAWAY`).
+    /// HTTP/2 `REFUSED_STREAM`).
     pub fn retry_non_idempotent(mut self, on: bool) -> Self {
         self.retry = self.retry.retry_non_idempotent(on);
         self

@@ -286,7 +286,11 @@ fn all_good_from_stdin_exits_0() {
     let server = TestServer::routes();
     let urls: Vec<String> = (0..300).map(|i| server.url(&format!("/n/{i}"))).collect();
     let input = urls.join("\n");
-    for args in [&["fetch", "-c", "8"][..], &["fetch", "-", "-c", "8"]] {
+    // The default one-thread runtime, and a multi-thread one (`--threads 2`).
+    for args in [
+        &["fetch", "-c", "8"][..],
+        &["fetch", "-", "-c", "8", "--threads", "2"],
+    ] {
         let run = fastreq(args, Some(&input));
         assert_eq!(run.code, Some(0), "{run:?}");
         let lines = run.by_index();
@@ -519,6 +523,7 @@ fn bad_flags_exit_2_before_any_request() {
         (vec!["fetch", &input, "--rate", "0"], "above 0"),
         (vec!["fetch", &input, "--rate=-3"], "above 0"),
         (vec!["fetch", &input, "--burst", "0"], "at least 1"),
+        (vec!["fetch", &input, "--threads", "0"], "at least 1"),
         (vec!["fetch", &input, "--timeout", "soon"], "not a number"),
         (vec!["fetch", &input, "--progress", "fancy"], "fancy"),
         (vec!["fetch", &input, "-H", "no colon here"], "Name: value"),
@@ -1399,4 +1404,40 @@ fn resume_keeps_failures_unless_retry_failed() {
         .collect();
     assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// URLs and error messages with quotes, backslashes, control characters and non-ASCII come
+/// out as valid JSON that reads back to the same text.
+#[test]
+fn json_lines_escape_urls_and_messages() {
+    let nasty = [
+        "ftp://h.test/\"q\"\\x\u{1}\u{1f}\u{7f}/é/日本/\u{1F600}",
+        "gopher://h.test/\u{8}\u{c}\u{1b}'<>",
+    ];
+    // The same URLs as JSON input lines (the control characters escaped there).
+    let as_json: Vec<String> = nasty
+        .iter()
+        .map(|u| serde_json::json!({ "url": u }).to_string())
+        .collect();
+    let input = format!(
+        "{}\n{}\n{}\n{}\n",
+        nasty[0], nasty[1], as_json[0], as_json[1]
+    );
+    let run = fastreq(&["fetch", "--ordered"], Some(&input));
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = run.lines();
+    assert_eq!(lines.len(), 4, "{run:?}");
+    for (i, line) in lines.iter().enumerate() {
+        let url = nasty[i % 2];
+        assert_eq!(line["index"], i);
+        assert_eq!(line["url"], url, "{line}");
+        assert_failure(line, "invalid_request");
+        let message = line["error"]["message"].as_str().unwrap();
+        assert!(message.contains(url), "{message}");
+    }
+    // Control characters are escaped, everything else is written as is (UTF-8).
+    let first = run.stdout.lines().next().unwrap();
+    assert!(first.contains(r#"\"q\"\\x\u0001\u001f"#), "{first}");
+    assert!(first.contains("\u{7f}/é/日本/\u{1F600}"), "{first}");
+    assert!(!first.contains('\u{1}'), "{first}");
 }

@@ -97,7 +97,9 @@ fn check_bounds(jar: &CookieJar) {
         assert!(c.name().len() + c.value().len() <= jar.max_cookie_size());
         *per_domain.entry(c.domain()).or_default() += 1;
     }
-    assert!(per_domain.values().all(|&n| n <= jar.max_cookies_per_domain()));
+    assert!(per_domain
+        .values()
+        .all(|&n| n <= jar.max_cookies_per_domain()));
 }
 
 fuzz_target!(|input: Input| {

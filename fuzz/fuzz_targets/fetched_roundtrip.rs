@@ -106,9 +106,16 @@ fuzz_target!(|input: Input| {
     for name in headers.keys() {
         let first = headers.get(name).map(HeaderValue::as_bytes);
         assert_eq!(fetched.header(name.as_str()), first, "{name}");
-        assert_eq!(fetched.header(name.as_str().to_ascii_uppercase()), first, "{name}");
+        assert_eq!(
+            fetched.header(name.as_str().to_ascii_uppercase()),
+            first,
+            "{name}"
+        );
     }
-    assert_eq!(fetched.header("x-absent-header"), headers.get("x-absent-header").map(HeaderValue::as_bytes));
+    assert_eq!(
+        fetched.header("x-absent-header"),
+        headers.get("x-absent-header").map(HeaderValue::as_bytes)
+    );
     assert_eq!(listed(fetched.headers()), listed(&headers));
     assert_eq!(fetched.into_body(), input.body);
 });

@@ -53,7 +53,7 @@ fn origin(u: &Uri) -> (Option<&str>, Option<&str>, Option<u16>) {
 }
 
 fuzz_target!(|input: Input| {
-    let max = u32::from(input.max_redirects % 12);
+    let max = 1 + u32::from(input.max_redirects % 12);
     let layer = FollowRedirectLayer::builder()
         .max_redirects(max)
         .https_downgrade(input.https_downgrade)
@@ -73,7 +73,11 @@ fuzz_target!(|input: Input| {
                 *resp.status_mut() =
                     StatusCode::from_u16(STATUSES[usize::from(hop.status) % STATUSES.len()])
                         .expect("a valid status");
-                if let Some(v) = hop.location.as_ref().and_then(|l| HeaderValue::from_bytes(l).ok()) {
+                if let Some(v) = hop
+                    .location
+                    .as_ref()
+                    .and_then(|l| HeaderValue::from_bytes(l).ok())
+                {
                     resp.headers_mut().insert(LOCATION, v);
                 }
             }
@@ -103,12 +107,19 @@ fuzz_target!(|input: Input| {
 
     let seen = seen.lock().unwrap();
     assert!(!seen.is_empty());
-    assert!(seen.len() - 1 <= max as usize, "{} hops, limit {max}", seen.len() - 1);
+    assert!(
+        seen.len() - 1 <= max as usize,
+        "{} hops, limit {max}",
+        seen.len() - 1
+    );
     let mut crossed = false;
     for pair in seen.windows(2) {
         let (prev, _) = &pair[0];
         let (next, headers) = &pair[1];
-        assert!(matches!(next.scheme_str(), Some("http" | "https")), "{next}");
+        assert!(
+            matches!(next.scheme_str(), Some("http" | "https")),
+            "{next}"
+        );
         let authority = next.authority().expect("an absolute URL");
         assert!(!authority.as_str().contains('@'), "credentials in {next}");
         assert!(next.host().is_some_and(|h| !h.is_empty()), "{next}");

@@ -30,7 +30,10 @@ fuzz_target!(|input: Input| {
             headers.append(RETRY_AFTER, value);
         }
     }
-    let offset = Duration::new(input.now_secs % (LAST_HTTP_DATE + 1), input.now_nanos % 1_000_000_000);
+    let offset = Duration::new(
+        input.now_secs % (LAST_HTTP_DATE + 1),
+        input.now_nanos % 1_000_000_000,
+    );
     let Some(now) = UNIX_EPOCH.checked_add(offset) else {
         return;
     };
@@ -50,7 +53,10 @@ fuzz_target!(|input: Input| {
         assert_eq!(delay, Duration::from_secs(secs));
     } else {
         // A date: at most its distance from now, so never past the last HTTP-date.
-        assert!(delay <= Duration::from_secs(LAST_HTTP_DATE + 1), "{text:?}: {delay:?}");
+        assert!(
+            delay <= Duration::from_secs(LAST_HTTP_DATE + 1),
+            "{text:?}: {delay:?}"
+        );
         let at = httpdate::parse_http_date(text).expect("accepted as a date");
         assert_eq!(delay, at.duration_since(now).unwrap_or_default());
     }

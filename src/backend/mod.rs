@@ -63,6 +63,8 @@
 
 mod dns;
 mod proxy_connector;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod tls;
 
 pub use tls::{Certificate, DEFAULT_TLS_SESSION_CACHE};

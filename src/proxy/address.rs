@@ -88,7 +88,8 @@ impl fmt::Display for ProxyScheme {
 /// | `scheme://user:pass@host:port` | schemes `http`, `https`, `socks5`, `socks5h`, `socks4`; user info percent-encoded, optional |
 /// | `scheme://host` | the scheme's [default port](ProxyScheme::default_port) |
 /// | `host:port` | an HTTP proxy |
-/// | `host:port:user:pass` | an HTTP proxy with credentials (the password may contain `:`) |
+/// | `host:port:user:pass` | an HTTP proxy with credentials (the password may contain `:` and `@`) |
+/// | `scheme://host:port:user:pass` | the same with a scheme |
 /// | `user:pass@host:port` | an HTTP proxy with credentials |
 ///
 /// IPv6 hosts are written in brackets (`[::1]:8080`).
@@ -316,6 +317,8 @@ enum Form<'a> {
     Url(Option<&'a str>, &'a str),
     /// `host:port[:user:pass]`: the host, and what follows its `:` (`None`: no `:`).
     Colon(&'a str, Option<&'a str>),
+    /// `scheme://host:port:user:pass`: the scheme name, the host, and what follows its `:`.
+    SchemeColon(&'a str, &'a str, &'a str),
 }
 
 /// The scheme of `line` when it starts with `name://` and `name` is a scheme name
@@ -345,24 +348,19 @@ fn split_colon_host(rest: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// Classifies a line. A line without a scheme is in the colon form when its first field is
-/// a plain host (name, IPv4 or bracketed IPv6 characters) and its second field is all
-/// digits; this is checked before the `user:pass@host:port` form, so an `@` in the user
-/// name or password of `host:port:user:pass` stays part of them.
+/// Classifies a line. A line without a scheme is in the colon form when its first field
+/// has no `@` and its second field is all digits (a port); this is checked before the
+/// `user:pass@host:port` form, so an `@` in the user name or password of
+/// `host:port:user:pass` stays part of them, also when the host is not valid.
 fn classify(line: &str) -> Form<'_> {
     if let Some((name, rest)) = split_scheme(line) {
-        return Form::Url(Some(name), rest);
+        return match colon_form(rest) {
+            Some((host, after)) if after.contains(':') => Form::SchemeColon(name, host, after),
+            _ => Form::Url(Some(name), rest),
+        };
     }
-    if let Some((host, Some(after))) = split_colon_host(line) {
-        let port = after.split(':').next().unwrap_or("");
-        let plain_host = host.starts_with('[')
-            || (!host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
-        if plain_host && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-            return Form::Colon(host, Some(after));
-        }
+    if let Some((host, after)) = colon_form(line) {
+        return Form::Colon(host, Some(after));
     }
     if line.contains('@') {
         return Form::Url(None, line);
@@ -373,6 +371,16 @@ fn classify(line: &str) -> Form<'_> {
     }
 }
 
+/// `host:port[:...]` with a host without `@` and a numeric port: the host and what follows
+/// its `:`.
+fn colon_form(s: &str) -> Option<(&str, &str)> {
+    let (host, after) = split_colon_host(s)?;
+    let after = after?;
+    let port = after.split(':').next().unwrap_or("");
+    let numeric = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    (!host.contains('@') && numeric).then_some((host, after))
+}
+
 /// Parses one line; the error is a reason without the line (the caller quotes it redacted).
 pub(crate) fn parse_line(line: &str) -> Result<Proxy, String> {
     if line.is_empty() {
@@ -381,9 +389,10 @@ pub(crate) fn parse_line(line: &str) -> Result<Proxy, String> {
     if line.chars().any(char::is_whitespace) {
         return Err("contains white space".into());
     }
-    let (host, after) = match classify(line) {
+    let (scheme, host, after) = match classify(line) {
         Form::Url(name, rest) => return parse_url_form(name, rest),
-        Form::Colon(host, after) => (host, after),
+        Form::Colon(host, after) => (ProxyScheme::Http, host, after),
+        Form::SchemeColon(name, host, after) => (parse_scheme(name)?, host, Some(after)),
     };
     // Colon form: host:port or host:port:user:pass.
     if host.starts_with('[') && !host.ends_with(']') {
@@ -399,19 +408,23 @@ pub(crate) fn parse_line(line: &str) -> Result<Proxy, String> {
             return Err("expected host:port or host:port:user:pass".into());
         }
     };
-    build(ProxyScheme::Http, host, port, credentials)
+    build(scheme, host, port, credentials)
+}
+
+fn parse_scheme(name: &str) -> Result<ProxyScheme, String> {
+    ProxyScheme::parse(name).ok_or_else(|| {
+        format!(
+            "unknown scheme `{}` (expected http, https, socks5, socks5h or socks4)",
+            name.escape_default()
+        )
+    })
 }
 
 /// The URL form: `[user[:pass]@]host[:port][/]` after `name://` (HTTP without a name).
 fn parse_url_form(name: Option<&str>, rest: &str) -> Result<Proxy, String> {
     let scheme = match name {
         None => ProxyScheme::Http,
-        Some(name) => ProxyScheme::parse(name).ok_or_else(|| {
-            format!(
-                "unknown scheme `{}` (expected http, https, socks5, socks5h or socks4)",
-                name.escape_default()
-            )
-        })?,
+        Some(name) => parse_scheme(name)?,
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let (userinfo, hostport) = match rest.rfind('@') {
@@ -471,10 +484,13 @@ fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
         Ok(0) => Err("port 0 is not a valid port".into()),
         Ok(p) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(format!(
+        // Only a number is quoted: other text in the place of the port may be a password
+        // (`scheme://host:port:user@mail.test:pass` puts `pass` there).
+        _ if s.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
             "`{}` is not a port (1 to 65535)",
             s.escape_default()
         )),
+        _ => Err("the port is not a number (1 to 65535)".into()),
     }
 }
 
@@ -522,21 +538,37 @@ pub(crate) fn redact_line(line: &str) -> String {
                     let port = after.split(':').next().unwrap_or("");
                     format!("{host}:{port}:***")
                 }
-                _ => hostport.to_owned(),
+                // A port that is not a number may be a password.
+                Some((host, Some(port))) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("{host}:***")
+                }
+                Some(_) => hostport.to_owned(),
+                None => "[***".to_owned(),
             };
             format!("{prefix}{shown}{hostport}")
         }
-        Form::Colon(host, None) => host.to_owned(),
-        // Keep host and port (and the user), hide what follows.
-        Form::Colon(host, Some(after)) => {
-            let mut fields = after.splitn(3, ':');
-            let port = fields.next().unwrap_or("");
-            match (fields.next(), fields.next()) {
-                (None, _) => format!("{host}:{port}"),
-                (Some(user), Some(_)) => format!("{host}:{port}:{user}:***"),
-                (Some(_), None) => format!("{host}:{port}:***"),
-            }
+        // An unclosed `[`: where the host ends is unknown, and so is where a password starts.
+        Form::Colon(host, None) if host.starts_with('[') && !host.ends_with(']') => {
+            "[***".to_owned()
         }
+        Form::Colon(host, None) => host.to_owned(),
+        Form::Colon(host, Some(after)) => redact_colon(host, after),
+        Form::SchemeColon(name, host, after) => format!("{name}://{}", redact_colon(host, after)),
+    }
+}
+
+/// `host:port:user:***`: host and port (and the user) kept, what follows hidden.
+fn redact_colon(host: &str, after: &str) -> String {
+    let mut fields = after.splitn(3, ':');
+    let port = fields.next().unwrap_or("");
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        // Not a port: `user:pass` without a host, or worse.
+        return format!("{host}:***");
+    }
+    match (fields.next(), fields.next()) {
+        (None, _) => format!("{host}:{port}"),
+        (Some(user), Some(_)) => format!("{host}:{port}:{user}:***"),
+        (Some(_), None) => format!("{host}:{port}:***"),
     }
 }
 
@@ -730,6 +762,19 @@ mod tests {
             Proxy::parse("h.test:8080:user:p@ss").unwrap().host(),
             "h.test"
         );
+        // With a scheme too (found by fuzzing: `me@mail.test` as the user name and an `@` in
+        // the password made the end of the password the host).
+        let p = Proxy::parse("socks5://10.0.0.1:1080:me@mail.test:p@ss").unwrap();
+        assert_eq!(p.scheme(), ProxyScheme::Socks5);
+        assert_eq!((p.host(), p.port()), ("10.0.0.1", 1080));
+        assert_eq!(p.credentials(), Some(("me@mail.test", "p@ss")));
+        assert_eq!(
+            redact_line("socks5://10.0.0.1:1080:me@mail.test:p@ss"),
+            "socks5://10.0.0.1:1080:me@mail.test:***"
+        );
+        let e = Proxy::parse("gopher://h.test:1:u:s3cret").unwrap_err();
+        assert!(e.to_string().contains("unknown scheme"), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
         // The URL form without a scheme still works, also with an `@` in the password.
         let p = Proxy::parse("user:p@ss@h.test:8000").unwrap();
         assert_eq!(p.credentials(), Some(("user", "p@ss")));
@@ -739,14 +784,31 @@ mod tests {
     #[test]
     fn errors_never_quote_a_password_after_the_port() {
         for line in [
-            "http://h.test:80:user:s3cret",
+            "http://h.test:8o:user:s3cret",
             "h.test:80:user:s3cret x",
             "h.test:8o:user:s3cret",
             "ho@st:80:u:s3cret",
             "h.test:0:user:pa://s3cret",
+            // Found by fuzzing: an unclosed `[` showed the whole line.
+            "[:0::s3cret",
+            "[::1:80:u:s3cret",
+            "http://u@[::1:80:u:s3cret",
+            // Found by fuzzing: an `@` in the user name of scheme://host:port:user:pass puts
+            // the password in the place of the port.
+            "socks4://10.0.0.1:1080:me@mail.test:s3cret",
+            "http://:19199:@:s3cret",
+            "user:s3cret",
+            // Found by fuzzing: an empty or invalid host made an `@` in the password
+            // split the line as a URL.
+            ":16::s3c@r3t",
+            "a/b:16:u:s3c@r3t",
         ] {
             let e = Proxy::parse(line).unwrap_err();
-            assert!(!format!("{e} {e:?}").contains("s3cret"), "{line}: {e}");
+            let shown = format!("{e} {e:?}");
+            assert!(
+                !shown.contains("s3c") && !shown.contains("r3t"),
+                "{line}: {e}"
+            );
         }
     }
 

@@ -228,6 +228,21 @@ impl Fetched {
             Uri::try_from(self.url_bytes()).unwrap_or_default()
         })
     }
+    /// The URL the response finally came from, as text, borrowed from the buffer: no
+    /// parsing (unlike [`final_url`](Fetched::final_url)). Not redacted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
+    /// let resp = http::Response::new(fastreq::ResponseBody::from("hi"));
+    /// let uri = "http://a.test/x?y=1".parse().unwrap();
+    /// let f = fastreq::Fetched::from_response(resp, &uri, std::time::Instant::now()).await?;
+    /// assert_eq!(f.final_url_str(), "http://a.test/x?y=1");
+    /// assert_eq!(f.final_url_str(), f.final_url().to_string());
+    /// # Ok(()) }
+    /// ```
+    pub fn final_url_str(&self) -> &str {
+        self.url_str()
+    }
     /// Time from sending the request to the end of the body.
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(self.tail().elapsed_nanos)

@@ -27,7 +27,7 @@ use crate::error::Error;
 /// | [`retry_on_status`](RetryBuilder::retry_on_status) | 429, 500, 502, 503, 504 |
 /// | errors | [`is_retryable_error`](super::is_retryable_error): connect, timeout, proxy, connection reset/closed, h2 refused/GOAWAY |
 /// | [`classify`](RetryBuilder::classify) | none (the two rows above) |
-/// | [`retry_non_idempotent`](RetryBuilder::retry_non_idempotent) | off: GET, HEAD, PUT, DELETE, OPTIONS, TRACE (and QUERY); other methods only after an error showing the request was never processed ([`is_unprocessed_error`](super::is_unprocessed_error)) |
+/// | [`retry_non_idempotent`](RetryBuilder::retry_non_idempotent) | off: GET, HEAD, PUT, DELETE, OPTIONS, TRACE (and QUERY); other methods only after an error showing the request was never processed (connect failure, h2 `REFUSED_STREAM`) ([`is_unprocessed_error`](super::is_unprocessed_error)) |
 /// | [`max_retry_after`](RetryBuilder::max_retry_after) | 60 s |
 /// | [`deadline`](RetryBuilder::deadline) | none |
 /// | [`budget`](RetryBuilder::budget) | none |

@@ -13,9 +13,10 @@
 //! **Which requests.** Idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, QUERY)
 //! after any retryable outcome. Other methods (POST, PATCH…) only after an error showing
 //! that the server never processed the request ([`is_unprocessed_error`]): the connection
-//! was never made, or HTTP/2 `REFUSED_STREAM`, or a `GOAWAY` that left the request's stream
-//! out — sending it again cannot do anything twice (RFC 9113 §8.7). A POST that got a 503,
-//! a timeout, or a reset once the server had it is not sent again and comes back marked
+//! was never made, or HTTP/2 `REFUSED_STREAM` — sending it again cannot do anything twice
+//! (RFC 9113 §8.7). A POST that got a 503, a timeout, a `GOAWAY` (hyper reports it on
+//! streams the server processed too), or a reset once the server had it is not sent
+//! again and comes back marked
 //! [`NotRetried::NotIdempotent`], unless
 //! [`retry_non_idempotent`](RetryBuilder::retry_non_idempotent) is on. In every case only
 //! requests whose [`Body`](crate::Body) is replayable (empty or full bytes) are sent again.

@@ -80,7 +80,7 @@ const SERVED_PER_CONN: usize = 8;
 /// request's HEADERS arrive, a `GOAWAY` with last stream id 0 (raw frames: the h2 crate
 /// never names a last stream below one it has received); so none of its streams was
 /// processed. The other connections serve [`SERVED_PER_CONN`] streams, then shut down
-/// gracefully. `seen` counts the streams *processed*: each input must be processed once.
+/// gracefully. `seen` counts the streams *processed*: a POST must never be processed twice.
 pub async fn serve_goaway(listener: TcpListener, seen: Arc<Seen>, stats: Arc<GoAwayStats>) {
     let mut n = 0u64;
     while let Ok((tcp, _)) = listener.accept().await {

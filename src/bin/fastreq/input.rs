@@ -49,7 +49,7 @@ pub struct LineReader<R> {
     number: u64,
 }
 
-impl<R: AsyncBufRead + Unpin> LineReader<R> {
+impl<R> LineReader<R> {
     /// Lines of at most `max` bytes kept.
     pub fn new(inner: R, max: usize) -> Self {
         LineReader {
@@ -59,6 +59,43 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
+    /// Takes from `available` up to the end of the line into `bytes`; returns the bytes
+    /// used and whether the line ended.
+    fn take(
+        max: usize,
+        available: &[u8],
+        bytes: &mut Vec<u8>,
+        too_long: &mut bool,
+    ) -> (usize, bool) {
+        let (chunk, used, end) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        let room = max.saturating_sub(bytes.len());
+        if chunk.len() > room {
+            *too_long = true;
+        }
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        (used, end)
+    }
+
+    fn finish(&mut self, mut bytes: Vec<u8>, too_long: bool) -> Line {
+        if !too_long && bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        if self.number == 0 && bytes.starts_with(UTF8_BOM) {
+            bytes.drain(..UTF8_BOM.len());
+        }
+        self.number += 1;
+        Line {
+            number: self.number,
+            bytes,
+            too_long,
+        }
+    }
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// The next line, `None` at the end of the input. A UTF-8 byte order mark at the
     /// start of the input is dropped.
     pub async fn next_line(&mut self) -> io::Result<Option<Line>> {
@@ -74,32 +111,42 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 break;
             }
             seen_any = true;
-            let (chunk, used, end) = match available.iter().position(|&b| b == b'\n') {
-                Some(i) => (&available[..i], i + 1, true),
-                None => (available, available.len(), false),
-            };
-            let room = self.max.saturating_sub(bytes.len());
-            if chunk.len() > room {
-                too_long = true;
-            }
-            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let (used, end) = Self::take(self.max, available, &mut bytes, &mut too_long);
             self.inner.consume(used);
             if end {
                 break;
             }
         }
-        if !too_long && bytes.last() == Some(&b'\r') {
-            bytes.pop();
+        Ok(Some(self.finish(bytes, too_long)))
+    }
+}
+
+impl<R: io::BufRead> LineReader<R> {
+    /// [`next_line`](LineReader::next_line) of a blocking reader.
+    pub fn next_line_blocking(&mut self) -> io::Result<Option<Line>> {
+        let mut bytes = Vec::new();
+        let mut too_long = false;
+        let mut seen_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                if !seen_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            seen_any = true;
+            let (used, end) = Self::take(self.max, available, &mut bytes, &mut too_long);
+            self.inner.consume(used);
+            if end {
+                break;
+            }
         }
-        if self.number == 0 && bytes.starts_with(UTF8_BOM) {
-            bytes.drain(..UTF8_BOM.len());
-        }
-        self.number += 1;
-        Ok(Some(Line {
-            number: self.number,
-            bytes,
-            too_long,
-        }))
+        Ok(Some(self.finish(bytes, too_long)))
     }
 }
 
@@ -221,10 +268,22 @@ pub struct Skip {
     pub count: Arc<AtomicU64>,
 }
 
+/// The input is read in blocks of this size.
+const READ_BUFFER: usize = 64 * 1024;
+/// Requests (or their failures) handed from the reader thread at once, at most.
+const BATCH: usize = 256;
+/// Batches on their way from the reader thread at most.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// The lazy stream of requests of an input: one item per line that is not blank or a
 /// comment, the `index`-th of them for the fan-out's outcome `index`.
 ///
-/// A read error ends the stream and is left in `error`.
+/// A thread of its own reads the input, parses the lines and sends the requests in
+/// batches (of up to [`BATCH`], fewer when the input pauses) over a bounded channel: the
+/// input is read only as fast as the requests are taken, and reading, parsing and URL
+/// checking stay off the thread that runs the requests. Dropping the stream stops the
+/// thread at its next batch (a thread blocked reading a terminal stays until the process
+/// exits). A read error ends the stream and is left in `error`.
 pub fn requests<R>(
     reader: R,
     defaults: Arc<Defaults>,
@@ -232,36 +291,75 @@ pub fn requests<R>(
     skip: Option<Skip>,
 ) -> impl Stream<Item = Result<Request<Body>, NoResponse>>
 where
-    R: AsyncBufRead + Unpin,
+    R: io::Read + Send + 'static,
 {
-    let lines = LineReader::new(reader, MAX_LINE);
-    futures_util::stream::unfold((lines, 0usize), move |(mut lines, index)| {
-        let defaults = defaults.clone();
-        let error = error.clone();
-        let skip = skip.clone();
-        async move {
+    let reader = io::BufReader::with_capacity(READ_BUFFER, reader);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Item>>(BATCHES_IN_FLIGHT);
+    let spawned = std::thread::Builder::new()
+        .name("fastreq-input".into())
+        .spawn(move || read_requests(reader, &defaults, &error, skip.as_ref(), &tx));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the input thread");
+    }
+    futures_util::stream::unfold(
+        (rx, Vec::new().into_iter()),
+        |(mut rx, mut batch)| async move {
             loop {
-                match lines.next_line().await {
-                    Ok(Some(line)) if line.is_skipped() => continue,
-                    Ok(Some(line)) => {
-                        let item = match &skip {
-                            Some(skip) if skip.indexes.contains(index) => {
-                                skip.count.fetch_add(1, Ordering::Relaxed);
-                                Err(NoResponse::Skipped)
-                            }
-                            _ => parse_line(&line, &defaults).map_err(NoResponse::Failed),
-                        };
-                        return Some((item, (lines, index + 1)));
-                    }
-                    Ok(None) => return None,
-                    Err(e) => {
-                        *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        return None;
-                    }
+                if let Some(item) = batch.next() {
+                    return Some((item, (rx, batch)));
                 }
+                batch = rx.recv().await?.into_iter();
+            }
+        },
+    )
+}
+
+type Item = Result<Request<Body>, NoResponse>;
+
+/// The input thread: reads, parses and sends batches until the end, an error, or the
+/// receiver is gone.
+fn read_requests<R: io::Read>(
+    reader: io::BufReader<R>,
+    defaults: &Defaults,
+    error: &ReadError,
+    skip: Option<&Skip>,
+    tx: &tokio::sync::mpsc::Sender<Vec<Item>>,
+) {
+    let mut lines = LineReader::new(reader, MAX_LINE);
+    let mut index = 0usize;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        // Send what is ready before a read that may block (a pipe, a terminal), so that
+        // requests never wait behind a slow input.
+        if !batch.is_empty() && (batch.len() >= BATCH || lines.inner.buffer().is_empty()) {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.blocking_send(full).is_err() {
+                return;
             }
         }
-    })
+        match lines.next_line_blocking() {
+            Ok(Some(line)) if line.is_skipped() => {}
+            Ok(Some(line)) => {
+                let item = match skip {
+                    Some(skip) if skip.indexes.contains(index) => {
+                        skip.count.fetch_add(1, Ordering::Relaxed);
+                        Err(NoResponse::Skipped)
+                    }
+                    _ => parse_line(&line, defaults).map_err(NoResponse::Failed),
+                };
+                batch.push(item);
+                index += 1;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                break;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
 }
 
 #[cfg(test)]

@@ -21,10 +21,19 @@ fn main() {
     // Usage errors: clap prints them and exits with status 2; --help and --version exit 0.
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match &cli.command {
+        Command::Fetch(args) => args.threads,
+    };
+    // One thread by default: measured faster than a multi-thread runtime (BENCHMARKS.md,
+    // "CLI throughput"); input and output have threads of their own.
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             say(&format!(

@@ -2,11 +2,13 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::time::Duration;
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
 use serde::Serialize;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::service::{Failed, Sent};
 
@@ -60,7 +62,7 @@ impl<'a> Record<'a> {
         Record {
             index,
             url: Some(&sent.url),
-            final_url: Some(Cow::Owned(fastreq::redact_url(&f.final_url().to_string()))),
+            final_url: Some(Cow::Owned(fastreq::redact_url(f.final_url_str()))),
             status: Some(f.status().as_u16()),
             elapsed_ms: millis(f.elapsed()),
             attempts: f.attempts(),
@@ -106,48 +108,218 @@ pub async fn save_body(dir: &Path, index: usize, body: &[u8]) -> std::io::Result
     Ok(path)
 }
 
-/// A buffered sink of JSON lines.
+/// Appends `s` as a JSON string, escaped as serde_json does: `"`, `\\` and control
+/// characters (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`); everything else, non-ASCII
+/// included, as is.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends an unsigned integer in decimal.
+fn json_uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn json_opt_uint(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => json_uint(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+impl Record<'_> {
+    /// Appends the record as one JSON object (no newline): the bytes `serde_json` writes for
+    /// it, without building anything on the way.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"index\":");
+        json_uint(out, self.index as u64);
+        out.extend_from_slice(b",\"url\":");
+        json_opt_str(out, self.url);
+        out.extend_from_slice(b",\"final_url\":");
+        json_opt_str(out, self.final_url.as_deref());
+        out.extend_from_slice(b",\"status\":");
+        json_opt_uint(out, self.status.map(u64::from));
+        out.extend_from_slice(b",\"elapsed_ms\":");
+        // serde_json's own float format (shortest round-trip, `1.0` for whole numbers); a
+        // number never fails to serialize.
+        let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
+        out.extend_from_slice(b",\"attempts\":");
+        json_uint(out, u64::from(self.attempts));
+        out.extend_from_slice(b",\"bytes\":");
+        json_opt_uint(out, self.bytes.map(|b| b as u64));
+        out.extend_from_slice(b",\"proxy\":");
+        json_opt_str(out, self.proxy);
+        out.extend_from_slice(b",\"error\":");
+        match &self.error {
+            None => out.extend_from_slice(b"null"),
+            Some(e) => {
+                out.extend_from_slice(b"{\"kind\":");
+                json_str(out, e.kind);
+                out.extend_from_slice(b",\"message\":");
+                json_str(out, &e.message);
+                out.push(b'}');
+            }
+        }
+        if let Some(body) = &self.body {
+            out.extend_from_slice(b",\"body\":");
+            json_opt_str(out, body.as_deref());
+        }
+        if let Some(file) = &self.body_file {
+            out.extend_from_slice(b",\"body_file\":");
+            json_opt_str(out, file.as_deref());
+        }
+        out.push(b'}');
+    }
+}
+
+/// Lines are sent to the writer thread in chunks of about this many bytes.
+const BATCH: usize = 64 * 1024;
+/// Chunks on their way to the writer thread at most (the memory the output may hold).
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// A sink of JSON lines, written by a thread of its own.
+///
+/// Lines are gathered into chunks of about [`BATCH`] bytes, which go to the writer thread
+/// over a bounded channel (waiting asynchronously when it is full, so a slow output slows
+/// the run down instead of growing memory); the thread writes each chunk with one
+/// `write_all` and flushes. A write error ends the thread; it is returned by the next
+/// [`write`](Output::write), [`flush`](Output::flush) or [`finish`](Output::finish).
 pub struct Output {
-    writer: BufWriter<Pin<Box<dyn AsyncWrite + Send>>>,
-    line: Vec<u8>,
-    dirty: bool,
+    chunk: Vec<u8>,
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    done: Option<oneshot::Receiver<std::io::Result<()>>>,
+    error: Arc<Mutex<Option<std::io::Error>>>,
 }
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Output")
-            .field("dirty", &self.dirty)
+            .field("pending", &self.chunk.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Output {
-    /// Lines to `sink`.
-    pub fn new(sink: impl AsyncWrite + Send + 'static) -> Self {
-        Output {
-            writer: BufWriter::with_capacity(64 * 1024, Box::pin(sink)),
-            line: Vec::with_capacity(512),
-            dirty: false,
-        }
+    /// Lines to `sink`, written by a new thread.
+    pub fn new(sink: impl Write + Send + 'static) -> std::io::Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (done_tx, done) = oneshot::channel();
+        let error = Arc::new(Mutex::new(None));
+        let slot = error.clone();
+        std::thread::Builder::new()
+            .name("fastreq-output".into())
+            .spawn(move || {
+                let mut sink = sink;
+                let mut result = Ok(());
+                while let Some(chunk) = rx.blocking_recv() {
+                    if let Err(e) = sink.write_all(&chunk).and_then(|()| sink.flush()) {
+                        // Also seen by the sender, whose next send fails as `rx` is dropped.
+                        *slot.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(std::io::Error::new(e.kind(), e.to_string()));
+                        result = Err(e);
+                        break;
+                    }
+                }
+                drop(rx);
+                let _ = done_tx.send(result);
+            })?;
+        Ok(Output {
+            chunk: Vec::with_capacity(BATCH + 1024),
+            tx: Some(tx),
+            done: Some(done),
+            error,
+        })
     }
 
     /// Writes one record and a newline (buffered).
     pub async fn write(&mut self, record: &Record<'_>) -> std::io::Result<()> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, record).map_err(std::io::Error::other)?;
-        self.line.push(b'\n');
-        self.writer.write_all(&self.line).await?;
-        self.dirty = true;
+        record.write_json(&mut self.chunk);
+        self.chunk.push(b'\n');
+        if self.chunk.len() >= BATCH {
+            self.send().await?;
+        }
         Ok(())
     }
 
-    /// Flushes what was written, if anything.
+    /// Hands what was written to the writer thread, if anything.
     pub async fn flush(&mut self) -> std::io::Result<()> {
-        if self.dirty {
-            self.writer.flush().await?;
-            self.dirty = false;
+        if self.chunk.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.send().await
+    }
+
+    /// Flushes, and waits until the writer thread has written everything.
+    pub async fn finish(&mut self) -> std::io::Result<()> {
+        self.flush().await?;
+        drop(self.tx.take());
+        match self.done.take() {
+            Some(done) => done
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the output thread failed"))),
+            None => Ok(()),
+        }
+    }
+
+    async fn send(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(BATCH + 1024));
+        let sent = match &self.tx {
+            Some(tx) => tx.send(chunk).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        Err(self
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| std::io::Error::other("the output is closed")))
     }
 }
 
@@ -187,21 +359,128 @@ mod tests {
         assert!(Path::new(&body_file_name(usize::MAX)).parent() == Some(Path::new("")));
     }
 
+    /// A `Write` into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[tokio::test]
     async fn output_writes_lines() {
-        let (client, mut server) = tokio::io::duplex(1 << 16);
-        let mut out = Output::new(client);
+        let shared = Shared::default();
+        let mut out = Output::new(shared.clone()).unwrap();
         let failed = Failed::unsent(Error::new(ErrorKind::InvalidRequest), None);
         out.write(&Record::failed(0, &failed)).await.unwrap();
         out.write(&Record::failed(1, &failed)).await.unwrap();
-        out.flush().await.unwrap();
-        drop(out);
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut server, &mut text)
-            .await
-            .unwrap();
+        out.finish().await.unwrap();
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[1].starts_with(r#"{"index":1,"url":null,"#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn output_batches_and_reports_write_errors() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let failed = Failed::unsent(Error::new(ErrorKind::InvalidRequest), None);
+        // Many more lines than one chunk: every one arrives, in order.
+        let shared = Shared::default();
+        let mut out = Output::new(shared.clone()).unwrap();
+        for i in 0..5_000 {
+            out.write(&Record::failed(i, &failed)).await.unwrap();
+        }
+        out.finish().await.unwrap();
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 5_000);
+        assert!(text
+            .lines()
+            .enumerate()
+            .all(|(i, l)| l.starts_with(&format!("{{\"index\":{i},"))));
+        // A closed output: the error comes back, with its kind.
+        let mut out = Output::new(Closed).unwrap();
+        let mut err = None;
+        for i in 0..50_000 {
+            if let Err(e) = out.write(&Record::failed(i, &failed)).await {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = match err {
+            Some(e) => e,
+            None => out.finish().await.unwrap_err(),
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    }
+
+    /// The hand-written JSON is byte for byte what serde_json writes, escapes included.
+    #[test]
+    fn json_lines_match_serde_json_and_escape() {
+        let nasty = "http://h.test/\"q\"\\x\u{1}\u{1f}\u{7f}\n\r\t\u{8}\u{c}/é/日本/\u{1F600}";
+        let failed = Failed {
+            error: Error::new(ErrorKind::Timeout).with_message(format!("bad \"{nasty}\" \u{0}")),
+            url: Some(nasty.into()),
+            proxy: Some("http://p.test:8080 \"x\"".into()),
+            elapsed: Duration::from_nanos(1_234_567_891),
+            attempts: 3,
+        };
+        let mut cases = vec![
+            Record::failed(7, &failed),
+            Record::failed(usize::MAX, &failed),
+        ];
+        let mut r = Record::failed(0, &failed);
+        r.body = Some(Some(Cow::Borrowed("{\"a\":\"\u{2028}\u{0}\"}")));
+        r.body_file = Some(Some("/tmp/0.body".into()));
+        cases.push(r);
+        let mut r = Record::failed(1, &failed);
+        r.body = Some(None);
+        r.body_file = Some(None);
+        r.elapsed_ms = 0.0;
+        cases.push(r);
+        let mut r = Record::failed(2, &failed);
+        r.error = None;
+        r.status = Some(200);
+        r.bytes = Some(0);
+        r.final_url = Some(Cow::Borrowed("https://h.test/ü?x=\u{1b}"));
+        r.elapsed_ms = 1e-3;
+        cases.push(r);
+        for (i, record) in cases.iter().enumerate() {
+            let mut mine = Vec::new();
+            record.write_json(&mut mine);
+            let theirs = serde_json::to_vec(record).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&mine),
+                String::from_utf8_lossy(&theirs),
+                "case {i}"
+            );
+            let back: serde_json::Value = serde_json::from_slice(&mine).unwrap();
+            if let Some(url) = record.url {
+                assert_eq!(back["url"], url);
+            }
+        }
+        let mut line = Vec::new();
+        Record::failed(7, &failed).write_json(&mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains(r#"\"q\"\\x\u0001\u001f"#), "{text}");
+        assert!(
+            text.contains("\u{7f}\\n\\r\\t\\b\\f/é/日本/\u{1F600}"),
+            "{text}"
+        );
+        assert!(text.contains(r#"\u0000"}"#), "{text}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fastreq::{Client, Outcome};
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufRead, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::{mpsc, watch};
 
 use crate::args::FetchArgs;
@@ -33,7 +33,7 @@ pub const EXIT_OUTPUT_CLOSED: i32 = 141;
 const READ_BUFFER: usize = 64 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
-type Reader = Box<dyn AsyncBufRead + Unpin + Send>;
+type Reader = Box<dyn std::io::Read + Send>;
 
 /// Everything checked and opened, ready to run.
 struct Job {
@@ -82,13 +82,9 @@ async fn open_input(path: Option<&Path>, quiet: bool) -> Result<(Reader, Option<
             if meta.is_dir() {
                 return Err(format!("cannot read input `{shown}`: it is a directory"));
             }
-            let file = tokio::fs::File::open(p)
-                .await
-                .map_err(|e| format!("cannot read input `{shown}`: {e}"))?;
-            Ok((
-                Box::new(BufReader::with_capacity(READ_BUFFER, file)),
-                Some(p.to_owned()),
-            ))
+            let file =
+                std::fs::File::open(p).map_err(|e| format!("cannot read input `{shown}`: {e}"))?;
+            Ok((Box::new(file), Some(p.to_owned())))
         }
     }
 }
@@ -97,7 +93,7 @@ fn stdin_reader(quiet: bool) -> Reader {
     if !quiet && std::io::stdin().is_terminal() {
         crate::say("fastreq: reading requests from the terminal, one per line (Ctrl-D to end)");
     }
-    Box::new(BufReader::with_capacity(READ_BUFFER, tokio::io::stdin()))
+    Box::new(std::io::stdin())
 }
 
 async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
@@ -120,7 +116,7 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
     let (reader, input_path) = open_input(args.input.as_deref(), args.quiet).await?;
     let mut skip = None;
     let output = match &args.output {
-        None => Output::new(tokio::io::stdout()),
+        None => Output::new(std::io::stdout()),
         Some(p) => {
             if let (Some(input), Ok(out)) = (&input_path, std::fs::canonicalize(p)) {
                 if std::fs::canonicalize(input).is_ok_and(|i| i == out) {
@@ -135,15 +131,15 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
                     let resumed =
                         resume::open(p, input, &defaults, args.retry_failed, args.quiet).await?;
                     skip = resumed.skip;
-                    tokio::fs::File::from_std(resumed.file)
+                    resumed.file
                 }
-                _ => tokio::fs::File::create(p)
-                    .await
+                _ => std::fs::File::create(p)
                     .map_err(|e| format!("cannot create output `{}`: {e}", p.display()))?,
             };
             Output::new(file)
         }
-    };
+    }
+    .map_err(|e| format!("cannot start the output thread: {e}"))?;
     if let Some(dir) = &args.save_bodies {
         tokio::fs::create_dir_all(dir).await.map_err(|e| {
             format!(
@@ -325,7 +321,7 @@ impl Job {
                 crate::say(&format!("fastreq: error: cannot write output: {e}"));
                 code = EXIT_FAILED;
             }
-            End::Done => match sink.output.flush().await {
+            End::Done => match sink.output.finish().await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => closed = true,
                 Err(e) => {

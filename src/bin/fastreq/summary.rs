@@ -91,6 +91,44 @@ impl Histogram {
     }
 }
 
+/// Counts by status code (100..=999), indexed by the code itself: no map lookup per
+/// response.
+#[derive(Clone)]
+struct StatusCounts(Box<[u64]>);
+
+impl Default for StatusCounts {
+    fn default() -> Self {
+        StatusCounts(vec![0; 1000].into_boxed_slice())
+    }
+}
+
+impl std::fmt::Debug for StatusCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: u16) {
+        if let Some(n) = self.0.get_mut(usize::from(status)) {
+            *n += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
+    /// (status, count) for every status seen, in order.
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(s, &n)| (s, n))
+    }
+}
+
 /// Tallies of a run.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -100,7 +138,7 @@ pub struct Summary {
     pub failures: u64,
     /// `--resume`: inputs whose outcome the output already had.
     pub skipped: u64,
-    statuses: BTreeMap<u16, u64>,
+    statuses: StatusCounts,
     errors: BTreeMap<&'static str, u64>,
     latency: Histogram,
 }
@@ -109,7 +147,7 @@ impl Summary {
     /// Records a response.
     pub fn response(&mut self, status: u16, elapsed: Duration) {
         self.responses += 1;
-        *self.statuses.entry(status).or_default() += 1;
+        self.statuses.add(status);
         self.latency.record(elapsed);
     }
 
@@ -153,7 +191,7 @@ impl Summary {
         s.push('\n');
         if !self.statuses.is_empty() {
             s.push_str("  status:");
-            for (status, n) in &self.statuses {
+            for (status, n) in self.statuses.iter() {
                 let _ = write!(s, " {status}={n}");
             }
             s.push('\n');
