@@ -474,6 +474,12 @@ impl StackBuilder {
         self.backend_with(|b| b.add_root_certificate(cert))
     }
 
+    /// How many servers' TLS sessions to remember for resumption (default 1,024). See
+    /// [`BackendBuilder::tls_session_cache`].
+    pub fn tls_session_cache(self, hosts: usize) -> Self {
+        self.backend_with(|b| b.tls_session_cache(hosts))
+    }
+
     /// Resolve `name` to `addr` instead of asking DNS.
     pub fn resolve(self, name: &str, addr: SocketAddr) -> Self {
         self.backend_with(|b| b.resolve(name, addr))
