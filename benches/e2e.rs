@@ -1,9 +1,11 @@
 //! End-to-end fan-out: the full default fastreq preset against `Backend` + `fan_out` alone
-//! and raw hyper-util, over a local hyper server; plus h2c against HTTP/1.1.
+//! and raw hyper-util, over a local hyper server; plus h2c against HTTP/1.1, and with
+//! feature `http3` HTTP/3 over a local h3 (quinn) server.
 //!
 //! ```text
 //! cargo bench --bench e2e
 //! FASTREQ_E2E_N=20000 FASTREQ_E2E_ROUNDS=2 FASTREQ_E2E_RUNTIME=multi cargo bench --bench e2e
+//! FASTREQ_E2E_N=20000 FASTREQ_E2E_CONC=64 cargo bench --bench e2e --features http3
 //! ```
 //!
 //! | variable | default | meaning |
@@ -13,7 +15,7 @@
 //! | `FASTREQ_E2E_CONC` | 64,256 | concurrencies |
 //! | `FASTREQ_E2E_RUNTIME` | current | client runtime: `current` (current-thread) or `multi` (2 workers) |
 //! | `FASTREQ_E2E_MEM` | off | `1`: also the memory runs after the throughput; `only`: just them |
-//! | `FASTREQ_E2E_ONLY` | all | comma-separated variant indexes to run (0 hyper, 1 full, 2 backend, 3 h2c, 4 boxed, 5 reqwest), e.g. for profiling |
+//! | `FASTREQ_E2E_ONLY` | all | comma-separated variant indexes to run (0 hyper, 1 full, 2 backend, 3 h2c, 4 boxed, 5 reqwest, 6 h3, 7 backend h3), e.g. for profiling |
 //!
 //! The server (`tests/support`, one worker thread, the 200-byte JSON of `routes()`, no path
 //! tracking) runs on its own thread; the client on a runtime of its own. In every round each
@@ -36,7 +38,12 @@
 //!   path (every layer a `BoxCloneSyncService`, as before the statically typed chain);
 //! - `backend`: `fastreq::Backend` + `fastreq::fan_out(..).limit(c)`, body read;
 //! - `hyper`: `hyper_util::client::legacy::Client` + `buffer_unordered(c)`, body collected;
-//! - `reqwest`: reqwest 0.13 (rustls on `ring`, HTTP/1.1) + `buffer_unordered(c)`, `bytes()`.
+//! - `reqwest`: reqwest 0.13 (rustls on `ring`, HTTP/1.1) + `buffer_unordered(c)`, `bytes()`;
+//! - `full-h3`, `backend-h3` (feature `http3`): `full` and `backend` with
+//!   `http3_prior_knowledge()` against an h3 server (quinn + h3, TLS 1.3 with a self-signed
+//!   certificate, the same 200-byte JSON) on its own thread with one current-thread runtime,
+//!   as the TCP server. Over TLS and QUIC, so compare them with h1/h2c knowing that those
+//!   are plaintext.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -64,6 +71,8 @@ enum Variant {
     Backend,
     Hyper,
     Reqwest,
+    FullH3,
+    BackendH3,
 }
 
 impl Variant {
@@ -75,18 +84,105 @@ impl Variant {
             Variant::Backend => "Backend + fan_out",
             Variant::Hyper => "hyper-util + buffer_unordered",
             Variant::Reqwest => "reqwest + buffer_unordered",
+            Variant::FullH3 => "full preset (h3, TLS)",
+            Variant::BackendH3 => "Backend + fan_out (h3, TLS)",
         }
     }
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 8] = [
     Variant::Hyper,
     Variant::Full,
     Variant::Backend,
     Variant::FullH2c,
     Variant::FullBoxed,
     Variant::Reqwest,
+    Variant::FullH3,
+    Variant::BackendH3,
 ];
+
+/// The h3 server of the `*-h3` variants: its base URL and certificate.
+#[derive(Clone)]
+struct H3Target {
+    base: Arc<str>,
+    cert: fastreq::Certificate,
+}
+
+/// Starts an HTTP/3 server on 127.0.0.1 on a thread of its own (one current-thread
+/// runtime, as the TCP server's one worker): every request gets `DEFAULT_JSON`.
+#[cfg(feature = "http3")]
+fn start_h3_server() -> H3Target {
+    use bytes::Buf;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
+    let cert = ck.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        ck.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone().into()], key)
+        .expect("server certificate");
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("QUIC TLS");
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(1024u32.into());
+    config.transport_config(Arc::new(transport));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap())
+                .expect("UDP endpoint");
+            tx.send(endpoint.local_addr().expect("local addr"))
+                .expect("main thread waits");
+            while let Some(incoming) = endpoint.accept().await {
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    let Ok(mut h3) =
+                        h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(conn))
+                            .await
+                    else {
+                        return;
+                    };
+                    while let Ok(Some(resolver)) = h3.accept().await {
+                        tokio::spawn(async move {
+                            let Ok((_req, mut stream)) = resolver.resolve_request().await else {
+                                return;
+                            };
+                            while let Ok(Some(mut chunk)) = stream.recv_data().await {
+                                chunk.advance(chunk.remaining());
+                            }
+                            let resp = http::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(())
+                                .expect("response");
+                            if stream.send_response(resp).await.is_ok()
+                                && stream
+                                    .send_data(Bytes::from_static(support::DEFAULT_JSON.as_bytes()))
+                                    .await
+                                    .is_ok()
+                            {
+                                let _ = stream.finish().await;
+                            }
+                        });
+                    }
+                });
+            }
+        });
+    });
+    let addr: std::net::SocketAddr = rx.recv().expect("h3 server started");
+    H3Target {
+        base: format!("https://localhost:{}", addr.port()).into(),
+        cert: fastreq::Certificate::from_der(cert),
+    }
+}
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -105,10 +201,45 @@ fn requests(base: &Arc<str>, n: usize) -> impl Iterator<Item = Request<Body>> {
 }
 
 /// Runs `n` GETs; returns (successful responses, elapsed).
-async fn run(variant: Variant, base: Arc<str>, n: usize, c: usize) -> (usize, Duration) {
+async fn run(
+    variant: Variant,
+    base: Arc<str>,
+    h3: Option<H3Target>,
+    n: usize,
+    c: usize,
+) -> (usize, Duration) {
     let mut ok = 0;
     let start;
     match variant {
+        Variant::FullH3 => {
+            let h3 = h3.expect("an h3 server");
+            let client = fastreq::stack()
+                .concurrency(c)
+                .fan_out_limit(c)
+                .http3()
+                .add_root_certificate(h3.cert)
+                .build()
+                .expect("valid stack");
+            start = Instant::now();
+            let mut out = client.fan_out(requests(&h3.base, n));
+            while let Some(o) = out.next().await {
+                ok += usize::from(o.result.is_ok_and(|f| f.body().len() == 200));
+            }
+        }
+        Variant::BackendH3 => {
+            let h3 = h3.expect("an h3 server");
+            let svc = Backend::builder()
+                .http3_prior_knowledge()
+                .add_root_certificate(h3.cert)
+                .build()
+                .expect("valid backend")
+                .and_then(|r: Response<ResponseBody>| r.bytes());
+            start = Instant::now();
+            let mut out = fastreq::fan_out(svc, requests(&h3.base, n)).limit(c);
+            while let Some(o) = out.next().await {
+                ok += usize::from(o.result.is_ok_and(|b| b.len() == 200));
+            }
+        }
         Variant::Full | Variant::FullH2c | Variant::FullBoxed => {
             let mut b = fastreq::stack().concurrency(c).fan_out_limit(c);
             if variant == Variant::FullH2c {
@@ -305,6 +436,10 @@ fn main() {
         .track_paths(false)
         .routes();
     let base: Arc<str> = server.base_url().trim_end_matches('/').into();
+    #[cfg(feature = "http3")]
+    let h3 = Some(start_h3_server());
+    #[cfg(not(feature = "http3"))]
+    let h3: Option<H3Target> = None;
     let mem = std::env::var("FASTREQ_E2E_MEM").unwrap_or_default();
     if mem == "only" {
         mem_runs(&base);
@@ -340,9 +475,15 @@ fn main() {
                 if !only.is_empty() && !only.contains(&vi) {
                     continue;
                 }
+                if matches!(v, Variant::FullH3 | Variant::BackendH3) && h3.is_none() {
+                    continue; // Needs feature `http3`.
+                }
                 let base = base.clone();
-                let (ok, took) = rt
-                    .block_on(async move { tokio::spawn(run(v, base, n, c)).await.expect("run") });
+                let h3 = h3.clone();
+                let (ok, took) =
+                    rt.block_on(
+                        async move { tokio::spawn(run(v, base, h3, n, c)).await.expect("run") },
+                    );
                 assert_eq!(ok, n, "{}: {} of {n} requests failed", v.name(), n - ok);
                 let rps = n as f64 / took.as_secs_f64();
                 if round > 0 {

@@ -487,6 +487,12 @@ impl StackBuilder {
         self.backend_with(BackendBuilder::http2_prior_knowledge)
     }
 
+    /// HTTP/3 (QUIC) for `https` URLs, with prior knowledge that the servers speak it: see
+    /// [`BackendBuilder::http3_prior_knowledge`] (feature `http3`).
+    pub fn http3(self) -> Self {
+        self.backend_with(BackendBuilder::http3_prior_knowledge)
+    }
+
     /// **Dangerous**: accept any TLS certificate. See
     /// [`BackendBuilder::danger_accept_invalid_certs`].
     pub fn danger_accept_invalid_certs(self, accept: bool) -> Self {
@@ -496,6 +502,12 @@ impl StackBuilder {
     /// Trust an extra root certificate.
     pub fn add_root_certificate(self, cert: Certificate) -> Self {
         self.backend_with(|b| b.add_root_certificate(cert))
+    }
+
+    /// How many servers' TLS sessions to remember for resumption (default 1,024). See
+    /// [`BackendBuilder::tls_session_cache`].
+    pub fn tls_session_cache(self, hosts: usize) -> Self {
+        self.backend_with(|b| b.tls_session_cache(hosts))
     }
 
     /// Resolve `name` to `addr` instead of asking DNS.

@@ -388,3 +388,133 @@ async fn connect_timeout_is_a_timeout() {
     assert!(err.to_string().contains("connect"), "{err}");
     assert!(started.elapsed() >= Duration::from_secs(3));
 }
+
+/// What a [`resumption_server`] saw: full and resumed handshakes, and the cipher suite
+/// of the last one.
+#[derive(Default)]
+struct Handshakes {
+    full: std::sync::atomic::AtomicUsize,
+    resumed: std::sync::atomic::AtomicUsize,
+    last_suite: std::sync::Mutex<Option<tokio_rustls::rustls::CipherSuite>>,
+}
+
+/// A TLS server (HTTP/1.1, every response closes its connection) valid for `hosts` names,
+/// counting full and resumed handshakes. Returns its address, its certificate (DER) and
+/// what it saw.
+async fn resumption_server(
+    hosts: &[String],
+) -> (std::net::SocketAddr, Vec<u8>, std::sync::Arc<Handshakes>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    let ck = rcgen::generate_simple_self_signed(hosts.to_vec()).unwrap();
+    let der = ck.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![der.clone().into()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Handshakes::default());
+    let seen2 = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, seen) = (acceptor.clone(), Arc::clone(&seen2));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let conn = tls.get_ref().1;
+                match conn.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => seen.resumed.fetch_add(1, Relaxed),
+                    _ => seen.full.fetch_add(1, Relaxed),
+                };
+                *seen.last_suite.lock().unwrap() =
+                    conn.negotiated_cipher_suite().map(|s| s.suite());
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, der, seen)
+}
+
+/// Two passes over 40 hosts, every connection closed by the server after one response:
+/// with the default session cache every handshake of the second pass is resumed; with a
+/// cache of 32 servers (rustls's own default) none is, since the cache cycles through.
+#[tokio::test]
+async fn tls_sessions_resume_across_more_than_32_hosts() {
+    use std::sync::atomic::Ordering::Relaxed;
+    const HOSTS: usize = 40;
+    let hosts: Vec<String> = (0..HOSTS).map(|i| format!("h{i}.many.test")).collect();
+    let (addr, der, seen) = resumption_server(&hosts).await;
+    for (cache, expect_resumed) in [(None, HOSTS), (Some(32), 0), (Some(0), 0)] {
+        let mut b = Backend::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(Certificate::from_der(der.clone()));
+        if let Some(n) = cache {
+            b = b.tls_session_cache(n);
+        }
+        for h in &hosts {
+            b = b.resolve(h, addr);
+        }
+        let backend = b.build().unwrap();
+        let start = (seen.full.load(Relaxed), seen.resumed.load(Relaxed));
+        for _pass in 0..2 {
+            for h in &hosts {
+                let url = format!("https://{h}:{}/", addr.port());
+                let resp = send(&backend, fastreq::get(&url).build().unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(resp.text().await.unwrap(), "ok");
+            }
+        }
+        let full = seen.full.load(Relaxed) - start.0;
+        let resumed = seen.resumed.load(Relaxed) - start.1;
+        assert_eq!(
+            (full, resumed),
+            (2 * HOSTS - expect_resumed, expect_resumed),
+            "cache {cache:?}: (full, resumed) handshakes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_offers_aes_128_gcm_first() {
+    use tokio_rustls::rustls::CipherSuite;
+    // rustls's server follows the client's order by default, so it picks the first suite
+    // the backend offers (the ring provider alone would get AES-256-GCM).
+    let hosts = vec!["aes.test".to_owned()];
+    let (addr, der, seen) = resumption_server(&hosts).await;
+    let backend = Backend::builder()
+        .add_root_certificate(Certificate::from_der(der))
+        .resolve("aes.test", addr)
+        .build()
+        .unwrap();
+    let url = format!("https://aes.test:{}/", addr.port());
+    let resp = send(&backend, fastreq::get(&url).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    assert_eq!(
+        *seen.last_suite.lock().unwrap(),
+        Some(CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+}

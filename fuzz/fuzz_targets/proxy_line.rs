@@ -119,9 +119,13 @@ fuzz_target!(|input: Input| {
             let result = Proxy::parse(&line);
             let marked = |s: &str| s.contains("Q9x") || s.contains("X9q");
             let lower = |s: &str| s.to_ascii_lowercase();
-            // A host with an `@` in the colon forms reads as a URL's user info (`a@b:80:u:p@q`
-            // cannot be told from one): which part is the password is then undecidable.
-            let ambiguous = matches!(form % 4, 0 | 3) && host.contains('@');
+            // A host with `@`, `:` or brackets in the colon forms changes the fields
+            // (`a@b:80:u:p@q` reads as a URL's user info, `a:b:80:u:p` has its port in the
+            // third field): which part is the password is then undecidable.
+            // So is a user name with `:` in `user:pass@host:port` (`u:3:pass@h:80` reads
+            // as `host:port:user:pass`).
+            let ambiguous = (matches!(form % 4, 0 | 3) && host.contains(['@', ':', '[', ']']))
+                || (form % 4 == 2 && user.contains(':'));
             let parts_marked = ambiguous
                 || [&host, &user]
                     .iter()

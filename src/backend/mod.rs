@@ -37,6 +37,41 @@
 //! through a proxy, of any kind and also while reading the body, names it
 //! ([`Error::proxy`](crate::Error::proxy)).
 //!
+//! # HTTP/3
+//!
+//! With feature `http3`, [`http3_prior_knowledge`](BackendBuilder::http3_prior_knowledge)
+//! (or [`StackBuilder::http3`](crate::StackBuilder::http3)) sends `https` requests over
+//! HTTP/3 on QUIC (hyperium's `h3` on `quinn`, rustls with ring), with the same contract:
+//! streamed bodies both ways, the same error kinds, [`FinalUrl`], [`BodyLimit`],
+//! [`RequestTimeout`], the same root options and [`resolve`](BackendBuilder::resolve)
+//! overrides. One QUIC connection per origin carries all its concurrent requests (the
+//! first requests to an origin share one handshake); a closed connection is replaced on
+//! the next request, and a request the closing connection refused unhandled (`GOAWAY`,
+//! `H3_REQUEST_REJECTED`) is sent once more on the new one. Responses have
+//! [`Version::HTTP_3`](http::Version::HTTP_3); `http://` URLs still go over TCP.
+//!
+//! ```
+//! use fastreq::Backend;
+//! use fastreq::proxy::{Proxy, ProxyOverride};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), fastreq::Error> {
+//! let built = Backend::builder().http3_prior_knowledge().build();
+//! # #[cfg(not(feature = "http3"))]
+//! # { assert!(built.unwrap_err().is_config()); return Ok(()); }
+//! # #[cfg(feature = "http3")] {
+//! let backend = built?;
+//! assert!(backend.is_http3());
+//! // QUIC cannot go through an HTTP or SOCKS proxy: refused, not ignored (no network).
+//! let mut req = fastreq::get("https://h3.test/").build()?;
+//! req.extensions_mut().insert(ProxyOverride(Some(Proxy::parse("http://127.0.0.1:3128")?)));
+//! let err = backend.clone().oneshot(req).await.unwrap_err();
+//! assert!(err.is_config());
+//! assert_eq!(backend.http3_connections(), 0);
+//! # }
+//! # Ok(()) }
+//! ```
+//!
 //! Clones of a backend share one connection pool. Two backends built separately never
 //! share connections, so a backend that skips certificate checks can never hand its
 //! connections to a verifying one.
@@ -62,12 +97,14 @@
 //! ```
 
 mod dns;
+#[cfg(feature = "http3")]
+mod http3;
 mod proxy_connector;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 mod tls;
 
-pub use tls::Certificate;
+pub use tls::{Certificate, DEFAULT_TLS_SESSION_CACHE};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -114,6 +151,9 @@ struct Shared {
     http2_prior_knowledge: bool,
     /// One client per proxy, made on first use (hyper-util's pool key ignores the proxy).
     proxies: ProxyClients,
+    /// HTTP/3 for `https` requests (`http3_prior_knowledge`).
+    #[cfg(feature = "http3")]
+    h3: Option<http3::H3Client>,
 }
 
 impl fmt::Debug for Backend {
@@ -122,6 +162,7 @@ impl fmt::Debug for Backend {
             .field("body_limit", &self.shared.body_limit)
             .field("danger_accept_invalid_certs", &self.shared.insecure)
             .field("http2_prior_knowledge", &self.shared.http2_prior_knowledge)
+            .field("http3_prior_knowledge", &self.is_http3())
             .field("proxy_clients", &self.shared.proxies.len())
             .finish_non_exhaustive()
     }
@@ -162,6 +203,23 @@ impl Backend {
     pub fn body_limit(&self) -> usize {
         self.shared.body_limit
     }
+
+    /// Whether `https` requests go over HTTP/3 ([`BackendBuilder::http3_prior_knowledge`]).
+    pub fn is_http3(&self) -> bool {
+        #[cfg(feature = "http3")]
+        return self.shared.h3.is_some();
+        #[cfg(not(feature = "http3"))]
+        false
+    }
+
+    /// How many origins have an HTTP/3 (QUIC) connection, open or being made: one per
+    /// origin at most. Always 0 without [`http3_prior_knowledge`](BackendBuilder::http3_prior_knowledge).
+    pub fn http3_connections(&self) -> usize {
+        #[cfg(feature = "http3")]
+        return self.shared.h3.as_ref().map_or(0, |h3| h3.connections());
+        #[cfg(not(feature = "http3"))]
+        0
+    }
 }
 
 /// Configures a [`Backend`].
@@ -173,9 +231,11 @@ impl Backend {
 /// | [`pool_max_idle_per_host`](Self::pool_max_idle_per_host) | unbounded |
 /// | [`max_proxy_clients`](Self::max_proxy_clients) | 1,024 |
 /// | [`http1_only`](Self::http1_only) / [`http2_prior_knowledge`](Self::http2_prior_knowledge) | HTTP/1.1 and HTTP/2 by ALPN; plain http uses HTTP/1.1 |
+/// | [`http3_prior_knowledge`](Self::http3_prior_knowledge) | off (feature `http3`) |
 /// | [`tcp_nodelay`](Self::tcp_nodelay) | on |
 /// | [`proxy_handshake_timeout`](Self::proxy_handshake_timeout) | 10 s |
 /// | [`tls_built_in_root_certs`](Self::tls_built_in_root_certs) | on (feature `webpki-roots`) |
+/// | [`tls_session_cache`](Self::tls_session_cache) | sessions of 1,024 servers |
 /// | [`body_limit`](Self::body_limit) | 64 MiB |
 /// | [`redact_query_params`](Self::redact_query_params) | [`DEFAULT_REDACTED_PARAMS`](crate::DEFAULT_REDACTED_PARAMS) |
 #[must_use]
@@ -187,6 +247,7 @@ pub struct BackendBuilder {
     http1: bool,
     http2: bool,
     http2_prior_knowledge: bool,
+    http3: bool,
     nodelay: bool,
     proxy_handshake_timeout: Option<Duration>,
     overrides: HashMap<String, Vec<SocketAddr>>,
@@ -206,6 +267,7 @@ impl Default for BackendBuilder {
             http1: true,
             http2: cfg!(feature = "http2"),
             http2_prior_knowledge: false,
+            http3: false,
             nodelay: true,
             proxy_handshake_timeout: Some(Duration::from_secs(10)),
             overrides: HashMap::new(),
@@ -214,6 +276,7 @@ impl Default for BackendBuilder {
                 native_roots: false,
                 extra_roots: Vec::new(),
                 accept_invalid_certs: false,
+                session_cache_hosts: DEFAULT_TLS_SESSION_CACHE,
             },
             body_limit: DEFAULT_BODY_LIMIT,
             redactor: Redactor::default(),
@@ -230,6 +293,7 @@ impl fmt::Debug for BackendBuilder {
             .field("http1", &self.http1)
             .field("http2", &self.http2)
             .field("http2_prior_knowledge", &self.http2_prior_knowledge)
+            .field("http3_prior_knowledge", &self.http3)
             .field("proxy_handshake_timeout", &self.proxy_handshake_timeout)
             .field("resolve", &self.overrides)
             .field(
@@ -309,6 +373,28 @@ impl BackendBuilder {
         self
     }
 
+    /// Sends `https` requests over HTTP/3 (QUIC, UDP) with prior knowledge that the origins
+    /// speak it; `http` requests still go over TCP (HTTP/1.1, or h2c with
+    /// [`http2_prior_knowledge`](Self::http2_prior_knowledge)). Needs feature `http3`.
+    ///
+    /// One QUIC connection per origin carries all its concurrent requests. The TLS options
+    /// (roots, [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs)), the
+    /// [`resolve`](Self::resolve) overrides, the [`connect_timeout`](Self::connect_timeout)
+    /// (covering the QUIC and TLS handshake) and the
+    /// [`pool_idle_timeout`](Self::pool_idle_timeout) (the QUIC idle timeout) apply.
+    /// Responses have [`Version::HTTP_3`](http::Version::HTTP_3). An `https` request that
+    /// must go through a proxy fails with a [`Config`](ErrorKind::Config) error: QUIC
+    /// cannot be tunnelled through HTTP or SOCKS proxies.
+    pub fn http3_prior_knowledge(mut self) -> Self {
+        if !cfg!(feature = "http3") {
+            return self.fail(Error::config(
+                "http3_prior_knowledge needs the `http3` feature of fastreq",
+            ));
+        }
+        self.http3 = true;
+        self
+    }
+
     /// Timeout for getting a connection through a proxy: connecting to the proxy and the
     /// `CONNECT` or SOCKS handshake (default 10 s; `None` for none). When it passes, the
     /// request fails with a [`Timeout`](ErrorKind::Timeout) error marked with a
@@ -369,6 +455,26 @@ impl BackendBuilder {
         self
     }
 
+    /// How many servers' TLS sessions to remember for resumption (default
+    /// [`DEFAULT_TLS_SESSION_CACHE`], 1,024; `0` turns resumption off).
+    ///
+    /// A new connection to a server whose session is remembered resumes it (TLS 1.3
+    /// tickets, or TLS 1.2 session ids and tickets): an abbreviated handshake in which no
+    /// certificate is sent, verified or signed for.
+    /// rustls's own default remembers 32 servers, which a crawl over many hosts cycles
+    /// through before it comes back to one, so almost every reconnect was a full
+    /// handshake. The cache is shared by every connection of this backend (and of its
+    /// clones and per-proxy clients); the least recently added server is evicted first, and
+    /// each server costs a few KiB at most (up to 8 tickets of ~200 bytes).
+    ///
+    /// The TLS configuration also offers AES-128-GCM ahead of AES-256-GCM (the ring
+    /// provider lists AES-256 first): the server picks, and the 128-bit suite is cheaper
+    /// per record at the same 128-bit security level TLS asks of its key exchange.
+    pub fn tls_session_cache(mut self, hosts: usize) -> Self {
+        self.tls.session_cache_hosts = hosts;
+        self
+    }
+
     /// **Dangerous**: accepts any TLS certificate, valid or not, for any name.
     ///
     /// Anyone on the path can read and change the traffic. Such a backend has its own
@@ -403,8 +509,21 @@ impl BackendBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
+        let tls = tls::client_config(&self.tls)?;
+        #[cfg(feature = "http3")]
+        let h3 = if self.http3 {
+            Some(http3::H3Client::new(http3::H3Settings {
+                tls: tls.clone(),
+                resolver: dns::Resolver::new(self.overrides.clone()),
+                connect_timeout: self.connect_timeout,
+                idle_timeout: self.pool_idle_timeout,
+                redactor: self.redactor.clone(),
+            })?)
+        } else {
+            None
+        };
         let settings = ClientSettings {
-            tls: tls::client_config(&self.tls)?,
+            tls,
             resolver: dns::Resolver::new(self.overrides),
             connect_timeout: self.connect_timeout,
             nodelay: self.nodelay,
@@ -427,6 +546,8 @@ impl BackendBuilder {
                 insecure: self.tls.accept_invalid_certs,
                 http2_prior_knowledge: self.http2_prior_knowledge,
                 proxies: ProxyClients::new(settings),
+                #[cfg(feature = "http3")]
+                h3,
             }),
         })
     }
@@ -472,6 +593,22 @@ impl Service<Request<Body>> for Backend {
             .extensions()
             .get::<BodyLimit>()
             .map_or(self.shared.body_limit, |l| l.0);
+        #[cfg(feature = "http3")]
+        if let Some(h3) = &self.shared.h3 {
+            if uri.scheme_str() == Some("https") {
+                if let Some(proxy) = route(&req) {
+                    return ResponseFuture::error(
+                        Error::config(
+                            "an HTTP/3 request cannot go through a proxy (QUIC is UDP): \
+                             build a backend without http3_prior_knowledge for proxied requests",
+                        )
+                        .with_proxy(proxy)
+                        .with_url_redacted(&uri, &self.shared.redactor),
+                    );
+                }
+                return ResponseFuture::boxed(h3.request(req, timeout, body_limit));
+            }
+        }
         let (fut, via) = match route(&req) {
             // The hot path: no proxy, no lookup.
             None => (self.shared.client.request(req), None),
@@ -542,11 +679,28 @@ pin_project! {
     #[project = StateProj]
     enum State {
         Pending { #[pin] fut: hyper_util::client::legacy::ResponseFuture },
+        Boxed { fut: BoxedResponse },
         Error { error: Option<Error> },
     }
 }
 
+/// A response future made elsewhere (HTTP/3), complete with its errors' URL.
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Error>> + Send>>;
+
 impl ResponseFuture {
+    #[cfg_attr(not(feature = "http3"), allow(dead_code))]
+    fn boxed(fut: BoxedResponse) -> Self {
+        ResponseFuture {
+            state: State::Boxed { fut },
+            sleep: None,
+            timeout: None,
+            uri: None,
+            body_limit: 0,
+            shared: None,
+            via: None,
+        }
+    }
+
     fn error(error: Error) -> Self {
         ResponseFuture {
             state: State::Error { error: Some(error) },
@@ -575,6 +729,7 @@ impl Future for ResponseFuture {
             StateProj::Error { error } => {
                 return Poll::Ready(Err(error.take().expect("polled after completion")))
             }
+            StateProj::Boxed { fut } => return fut.as_mut().poll(cx),
             StateProj::Pending { fut } => fut,
         };
         let result = match fut.poll(cx) {

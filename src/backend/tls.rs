@@ -58,10 +58,55 @@ pub(crate) struct TlsOptions {
     pub(crate) native_roots: bool,
     pub(crate) extra_roots: Vec<Certificate>,
     pub(crate) accept_invalid_certs: bool,
+    /// How many servers' TLS session tickets to keep (0: no resumption).
+    pub(crate) session_cache_hosts: usize,
+}
+
+/// The default of [`BackendBuilder::tls_session_cache`](super::BackendBuilder::tls_session_cache):
+/// session tickets are kept for this many servers.
+pub const DEFAULT_TLS_SESSION_CACHE: usize = 1024;
+
+/// rustls keeps up to this many TLS 1.3 tickets per server in its in-memory cache, and sizes
+/// that cache in tickets, not servers.
+const TICKETS_PER_SERVER: usize = 8;
+
+/// The provider's cipher suites with AES-128-GCM ahead of AES-256-GCM (same security level
+/// for TLS, cheaper per record). The rest of the order is kept.
+fn cipher_suites(provider: &CryptoProvider) -> Vec<rustls::SupportedCipherSuite> {
+    use rustls::CipherSuite as C;
+    let rank = |s: &rustls::SupportedCipherSuite| match s.suite() {
+        C::TLS13_AES_128_GCM_SHA256
+        | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+        _ => 1,
+    };
+    let mut suites = provider.cipher_suites.clone();
+    // Stable: within each protocol version the relative order of the others stays.
+    suites.sort_by_key(|s| {
+        (
+            s.version().version != rustls::ProtocolVersion::TLSv1_3,
+            rank(s),
+        )
+    });
+    suites
 }
 
 pub(crate) fn client_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = client_config_without_resumption(opts)?;
+    config.resumption = if opts.session_cache_hosts == 0 {
+        rustls::client::Resumption::disabled()
+    } else {
+        rustls::client::Resumption::in_memory_sessions(
+            opts.session_cache_hosts.saturating_mul(TICKETS_PER_SERVER),
+        )
+    };
+    Ok(config)
+}
+
+fn client_config_without_resumption(opts: &TlsOptions) -> Result<rustls::ClientConfig, Error> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = cipher_suites(&provider);
+    let provider = Arc::new(provider);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS setup failed: {e}")).with_source(e))?;
