@@ -211,6 +211,16 @@ fn bare_message(e: &Error) -> String {
     }
 }
 
+/// `url` itself, or `http://` + `url` when it has no scheme (no `://`), as curl does:
+/// `127.0.0.1:8080/get` and `example.com/a` are plain-HTTP URLs.
+fn with_scheme(url: String) -> String {
+    if url.contains("://") {
+        url
+    } else {
+        format!("http://{url}")
+    }
+}
+
 /// The request for a line that is not skipped, or its `invalid_request` failure.
 pub fn parse_line(line: &Line, defaults: &Defaults) -> Result<Request<Body>, Failed> {
     if line.too_long {
@@ -231,9 +241,14 @@ pub fn parse_line(line: &Line, defaults: &Defaults) -> Result<Request<Body>, Fai
             Some(m) => Some(parse_method(m).map_err(|e| invalid(line.number, e, Some(&json.url)))?),
             None => None,
         };
-        (method, json.url, json.headers, json.body.map(Bytes::from))
+        (
+            method,
+            with_scheme(json.url),
+            json.headers,
+            json.body.map(Bytes::from),
+        )
     } else {
-        (None, text.to_owned(), BTreeMap::new(), None)
+        (None, with_scheme(text.to_owned()), BTreeMap::new(), None)
     };
     let body = body.or_else(|| defaults.body.clone());
     let method = method
@@ -497,6 +512,24 @@ http://a.test/3
     }
 
     #[test]
+    fn lines_without_a_scheme_are_http() {
+        let d = Defaults::default();
+        for (text, want) in [
+            ("127.0.0.1:8080/get", "http://127.0.0.1:8080/get"),
+            ("example.com/a?b=1", "http://example.com/a?b=1"),
+            ("example.com", "http://example.com/"),
+            ("localhost:3000", "http://localhost:3000/"),
+            ("https://a.test/x", "https://a.test/x"),
+            (r#"{"url":"a.test/j"}"#, "http://a.test/j"),
+        ] {
+            let req = parse_line(&line(1, text), &d).unwrap();
+            assert_eq!(req.uri(), want, "{text}");
+        }
+        // A scheme other than http(s) is still refused, not prefixed.
+        assert!(parse_line(&line(1, "ftp://a.test/"), &d).is_err());
+    }
+
+    #[test]
     fn json_lines_override_the_defaults() {
         let d = Defaults {
             method: Some(Method::PUT),
@@ -521,6 +554,7 @@ http://a.test/3
         let d = Defaults::default();
         for (text, needle) in [
             ("not a url", "invalid URL"),
+            ("", "invalid URL"),
             ("ftp://a.test/", "scheme"),
             ("{\"url\":5}", "invalid JSON"),
             (
