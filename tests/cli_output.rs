@@ -363,3 +363,31 @@ fn csv_output_has_a_header_row_and_quotes() {
     );
     assert_eq!(run.code, Some(2), "{run:?}");
 }
+
+#[test]
+fn summary_counts_retries_and_shows_an_example_per_error_kind() {
+    let flaky = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let server = TestServer::start(move |req: TestRequest| {
+        if req.path() == "/flaky" && flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::status(503).body("try again");
+        }
+        route(&req)
+    });
+    let input = format!(
+        "{}\n{}\n{}\nnot a url\n",
+        server.url("/flaky"),
+        server.url("/ok"),
+        support::closed_url("/down")
+    );
+    let run = fastreq(&["fetch", "--retries", "1", "--progress", "none"], &input);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("4 requests") && run.stderr.contains("; 2 retried\n"),
+        "the flaky response and the refused connection: {run:?}"
+    );
+    assert!(
+        run.stderr.contains("    invalid_request, e.g.: "),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("    connect, e.g.: "), "{run:?}");
+}

@@ -34,7 +34,8 @@ every request, and with -o FILE the dropped ones are recorded in FILE.filtered a
 
 Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
 with -v), and shows nothing while the JSON lines scroll on the terminal. A summary (counts by
-status and error kind, req/s, p50/p90/p99 latency of the responses) ends the run; -q silences
+status and error kind with one example message per kind, how many requests were retried,
+req/s, p50/p90/p99 latency of the responses) ends the run; -q silences
 progress and summary (not errors or warnings).
 Logs: -v info, -vv debug, -vvv trace; with -v, RUST_LOG (when set) picks the filter instead.
 

@@ -440,7 +440,7 @@ impl Sink {
             Ok(sent) => {
                 let fetched = &sent.fetched;
                 let status = fetched.status().as_u16();
-                summary.response(status, fetched.elapsed());
+                summary.response(status, fetched.elapsed(), fetched.attempts());
                 if !self.filter.keeps(Some(status)) {
                     return self.drop_line(&Record::sent(index, &sent)).await;
                 }
@@ -470,7 +470,9 @@ impl Sink {
             }
             Err(NoResponse::Failed(failed)) => {
                 tracing::debug!(index, error = %failed.error, "request failed");
-                summary.failure(failed.error.kind().as_str());
+                summary.failure(failed.error.kind().as_str(), failed.attempts, || {
+                    failed.error.to_string()
+                });
                 if !self.filter.keeps(None) {
                     return self.drop_line(&Record::failed(index, &failed)).await;
                 }
