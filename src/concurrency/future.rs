@@ -52,6 +52,8 @@ struct Waiting<S, Req> {
     host: PollPermit,
     host_permit: Option<Permit>,
     global: Option<PollPermit>,
+    /// When the wait began.
+    since: tokio::time::Instant,
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
@@ -91,6 +93,7 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
                     host,
                     host_permit,
                     global: global.map(PollPermit::new),
+                    since: tokio::time::Instant::now(),
                 }),
             },
         }
@@ -165,10 +168,13 @@ where
                         _host: wait.host_permit.take(),
                     };
                     match (wait.service.take(), wait.req.take()) {
-                        (Some(mut service), Some(req)) => State::Called {
-                            fut: service.call(req),
-                            permits: Some(permits),
-                        },
+                        (Some(mut service), Some(req)) => {
+                            crate::ext::record_wait(req.extensions(), wait.since);
+                            State::Called {
+                                fut: service.call(req),
+                                permits: Some(permits),
+                            }
+                        }
                         _ => State::Failed {
                             error: Some(Error::new(crate::ErrorKind::Config).with_message(
                                 "concurrency::ResponseFuture polled after completion",

@@ -168,7 +168,10 @@ where
                         wait.sleep = None;
                         let req = wait.req.as_mut().expect("request kept while waiting");
                         match pick(&wait.config, req) {
-                            Some(i) => wait.index = Some(i),
+                            Some(i) => {
+                                crate::ext::record_wait(req.extensions(), wait.started);
+                                wait.index = Some(i);
+                            }
                             None => {
                                 let next = plan_wait(&wait.config, req, wait.started);
                                 match next {

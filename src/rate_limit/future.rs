@@ -34,6 +34,8 @@ pin_project! {
         waiter: Option<Waiter<K>>,
         max_pause: Duration,
         error: Option<Error>,
+        // When the wait for the host's permit began (only when it had to wait).
+        waiting_since: Option<tokio::time::Instant>,
     }
 }
 
@@ -62,6 +64,7 @@ where
             waiter: None,
             max_pause: Duration::ZERO,
             error: None,
+            waiting_since: None,
         }
     }
 
@@ -74,6 +77,7 @@ where
             waiter: None,
             max_pause: Duration::ZERO,
             error: Some(error),
+            waiting_since: None,
         }
     }
 
@@ -91,6 +95,7 @@ where
             host,
             max_pause,
             error: None,
+            waiting_since: None,
         }
     }
 }
@@ -113,7 +118,16 @@ where
                 }
                 StateProj::Acquire => {
                     if let (Some(host), Some(waiter)) = (this.host.as_ref(), this.waiter.as_mut()) {
-                        if let Err(e) = ready!(host.poll_acquire(waiter, cx)) {
+                        let acquired = host.poll_acquire(waiter, cx);
+                        if acquired.is_pending() && this.waiting_since.is_none() {
+                            *this.waiting_since = Some(tokio::time::Instant::now());
+                        }
+                        if let Some(since) = this.waiting_since.take_if(|_| acquired.is_ready()) {
+                            if let Some(req) = this.req.as_ref() {
+                                crate::ext::record_wait(req.extensions(), since);
+                            }
+                        }
+                        if let Err(e) = ready!(acquired) {
                             this.state.set(State::Failed);
                             let uri = this.req.as_ref().map(|r| r.uri().clone());
                             *this.error = Some(match uri {

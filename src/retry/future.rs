@@ -200,6 +200,13 @@ where
                             // Free the connection (and any permit the body holds) before
                             // sleeping.
                             drop(result);
+                            if let Some(w) = this
+                                .template
+                                .as_ref()
+                                .and_then(|t| t.parts.extensions.get::<crate::ext::WaitTime>())
+                            {
+                                w.add(delay);
+                            }
                             this.state.set(State::Backoff {
                                 sleep: Box::pin(tokio::time::sleep(delay)),
                             });
