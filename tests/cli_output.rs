@@ -335,12 +335,12 @@ fn csv_output_has_a_header_row_and_quotes() {
     let rows: Vec<&str> = run.stdout.split("\r\n").collect();
     assert_eq!(
         rows[0],
-        "index,url,status,elapsed_ms,bytes,attempts,error_kind,error"
+        "index,url,status,elapsed_ms,wait_ms,bytes,attempts,error_kind,error"
     );
     assert!(rows[1].starts_with(&format!("0,\"{ok}\",200,")), "{run:?}");
     assert!(rows[1].ends_with(",200,1,,"), "{run:?}");
     assert!(
-        rows[2].starts_with(r#"1,"""quoted"" line",,0.0,,0,invalid_request,"#),
+        rows[2].starts_with(r#"1,"""quoted"" line",,0.0,0.0,,0,invalid_request,"#),
         "{run:?}"
     );
     assert_eq!(rows.len(), 4, "{run:?}");
@@ -390,4 +390,44 @@ fn summary_counts_retries_and_shows_an_example_per_error_kind() {
         "{run:?}"
     );
     assert!(run.stderr.contains("    connect, e.g.: "), "{run:?}");
+}
+
+#[test]
+fn wait_ms_separates_queueing_from_the_wire() {
+    let server = test_server();
+    let input: String = (0..3)
+        .map(|i| server.url(&format!("/w{i}")) + "\n")
+        .collect();
+    // Three requests to one host at 5 per second: admitted at 0, 0.2 and 0.4 s.
+    let run = fastreq(
+        &["fetch", "--per-host-rate", "5", "--progress", "none"],
+        &input,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let lines = run.by_index();
+    let mut waits: Vec<f64> = lines
+        .iter()
+        .map(|l| l["wait_ms"].as_f64().unwrap())
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    assert!(waits[0] < 100.0, "{run:?}");
+    assert!(waits[2] >= 300.0 && waits[2] < 1000.0, "{run:?}");
+    for l in &lines {
+        let (elapsed, wait) = (
+            l["elapsed_ms"].as_f64().unwrap(),
+            l["wait_ms"].as_f64().unwrap(),
+        );
+        assert!(wait <= elapsed, "{l}");
+        assert!(elapsed - wait < 250.0, "the wire time is small: {l}");
+    }
+    // The summary's percentiles are of the wire time, not of the queueing.
+    let p99 = run
+        .stderr
+        .split("p99=")
+        .nth(1)
+        .and_then(|s| s.split("ms").next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no p99: {run:?}"));
+    assert!(p99 < 250.0, "{run:?}");
+    assert!(run.stderr.contains("on the wire"), "{run:?}");
 }

@@ -23,9 +23,13 @@ plain http://, as curl does; write https:// to get TLS. Blank lines and lines st
 is not a valid request gives an `invalid_request` outcome and the run goes on.
 
 Output: one JSON object per request line, in completion order (input order with --ordered):
-  {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"attempts\":1,
-   \"bytes\":200,\"proxy\":null,\"error\":null}
-on failure \"status\":null and \"error\":{\"kind\":\"timeout\",\"message\":\"…\"}. URLs are redacted.
+  {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"wait_ms\":0.0,
+   \"attempts\":1,\"bytes\":200,\"proxy\":null,\"error\":null}
+elapsed_ms is the whole outcome, from sending to the end of the body (or the failure), retries
+included; wait_ms is the part of it spent waiting rather than on the wire: for a per-host rate
+or a retry's rate token, a per-host slot, a proxy to recover, and retry backoff (waiting for a
+global --rate token or a -c slot before a request starts is not part of either).
+On failure \"status\":null and \"error\":{\"kind\":\"timeout\",\"message\":\"…\"}. URLs are redacted.
 --header-fields/--include-headers add \"headers\":{\"content-type\":\"…\"} (null on failure).
 --format csv writes a header row, then one row per outcome (RFC 4180 quoting, CRLF).
 --match-status/--filter-status drop lines, never outcomes: the summary and the exit status count
@@ -35,7 +39,7 @@ every request, and with -o FILE the dropped ones are recorded in FILE.filtered a
 Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
 with -v), and shows nothing while the JSON lines scroll on the terminal. A summary (counts by
 status and error kind with one example message per kind, how many requests were retried,
-req/s, p50/p90/p99 latency of the responses) ends the run; -q silences
+req/s, p50/p90/p99 of the responses' time on the wire, elapsed_ms - wait_ms) ends the run; -q silences
 progress and summary (not errors or warnings).
 Logs: -v info, -vv debug, -vvv trace; with -v, RUST_LOG (when set) picks the filter instead.
 

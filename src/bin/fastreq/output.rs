@@ -25,6 +25,8 @@ pub struct Record<'a> {
     pub status: Option<u16>,
     /// Milliseconds from sending to the end of the body (or to the failure).
     pub elapsed_ms: f64,
+    /// The part of `elapsed_ms` spent waiting (rate limits, slots, proxies, backoff).
+    pub wait_ms: f64,
     /// Attempts made (0 for an invalid line).
     pub attempts: u32,
     /// Body length (`null` on failure).
@@ -128,6 +130,7 @@ impl<'a> Record<'a> {
             final_url: Some(Cow::Owned(fastreq::redact_url(f.final_url_str()))),
             status: Some(f.status().as_u16()),
             elapsed_ms: millis(f.elapsed()),
+            wait_ms: millis(f.wait()),
             attempts: f.attempts(),
             bytes: Some(f.body().len()),
             proxy: sent.proxy.as_deref(),
@@ -146,6 +149,7 @@ impl<'a> Record<'a> {
             final_url: None,
             status: None,
             elapsed_ms: millis(failed.elapsed),
+            wait_ms: millis(failed.wait),
             attempts: failed.attempts,
             bytes: None,
             proxy: failed.proxy.as_deref(),
@@ -252,6 +256,8 @@ impl Record<'_> {
         // serde_json's own float format (shortest round-trip, `1.0` for whole numbers); a
         // number never fails to serialize.
         let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
+        out.extend_from_slice(b",\"wait_ms\":");
+        let _ = serde_json::to_writer(&mut *out, &self.wait_ms);
         out.extend_from_slice(b",\"attempts\":");
         json_uint(out, u64::from(self.attempts));
         out.extend_from_slice(b",\"bytes\":");
@@ -345,6 +351,8 @@ impl Record<'_> {
         out.push(b',');
         let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
         out.push(b',');
+        let _ = serde_json::to_writer(&mut *out, &self.wait_ms);
+        out.push(b',');
         if let Some(b) = self.bytes {
             json_uint(out, b as u64);
         }
@@ -362,7 +370,7 @@ impl Record<'_> {
 }
 
 /// The header row of `--format csv`.
-pub const CSV_HEADER: &str = "index,url,status,elapsed_ms,bytes,attempts,error_kind,error";
+pub const CSV_HEADER: &str = "index,url,status,elapsed_ms,wait_ms,bytes,attempts,error_kind,error";
 
 /// Appends `s` as a CSV field (RFC 4180): as is, or in double quotes (with `"` doubled)
 /// when it holds a comma, a quote or a line break.
@@ -533,12 +541,13 @@ mod tests {
             url: Some("http://a.test/?token=REDACTED".into()),
             proxy: None,
             elapsed: Duration::from_micros(1_700),
+            wait: Duration::ZERO,
             attempts: 2,
         };
         let json = serde_json::to_string(&Record::failed(3, &failed)).unwrap();
         assert_eq!(
             json,
-            r#"{"index":3,"url":"http://a.test/?token=REDACTED","final_url":null,"status":null,"elapsed_ms":1.7,"attempts":2,"bytes":null,"proxy":null,"error":{"kind":"timeout","message":"timed out: headers took longer than 1s"}}"#
+            r#"{"index":3,"url":"http://a.test/?token=REDACTED","final_url":null,"status":null,"elapsed_ms":1.7,"wait_ms":0.0,"attempts":2,"bytes":null,"proxy":null,"error":{"kind":"timeout","message":"timed out: headers took longer than 1s"}}"#
         );
         let mut r = Record::failed(3, &failed);
         r.body = Some(None);
@@ -675,13 +684,14 @@ mod tests {
             url: Some("http://a.test/?q=1,2".into()),
             proxy: None,
             elapsed: Duration::from_micros(1_700),
+            wait: Duration::ZERO,
             attempts: 2,
         };
         let mut row = Vec::new();
         Record::failed(3, &failed).write_csv(&mut row);
         assert_eq!(
             String::from_utf8(row).unwrap(),
-            "3,\"http://a.test/?q=1,2\",,1.7,,2,timeout,\"timed out: took \"\"long\"\", then\nmore\""
+            "3,\"http://a.test/?q=1,2\",,1.7,0.0,,2,timeout,\"timed out: took \"\"long\"\", then\nmore\""
         );
         let mut r = Record::failed(4, &failed);
         r.error = None;
@@ -692,9 +702,9 @@ mod tests {
         r.write_csv(&mut row);
         assert_eq!(
             String::from_utf8(row).unwrap(),
-            "4,http://a.test/plain,200,1.7,10,2,,"
+            "4,http://a.test/plain,200,1.7,0.0,10,2,,"
         );
-        assert_eq!(CSV_HEADER.split(',').count(), 8);
+        assert_eq!(CSV_HEADER.split(',').count(), 9);
         let mut brief = Vec::new();
         Record::failed(5, &failed).write_brief_json(&mut brief);
         assert_eq!(
@@ -712,6 +722,7 @@ mod tests {
             url: Some(nasty.into()),
             proxy: Some("http://p.test:8080 \"x\"".into()),
             elapsed: Duration::from_nanos(1_234_567_891),
+            wait: Duration::from_nanos(234_567_891),
             attempts: 3,
         };
         let mut cases = vec![

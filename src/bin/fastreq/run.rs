@@ -440,7 +440,13 @@ impl Sink {
             Ok(sent) => {
                 let fetched = &sent.fetched;
                 let status = fetched.status().as_u16();
-                summary.response(status, fetched.elapsed(), fetched.attempts());
+                // Percentiles of the time on the wire: waits (rate limits, slots, backoff) are
+                // queueing, not latency.
+                summary.response(
+                    status,
+                    fetched.elapsed().saturating_sub(fetched.wait()),
+                    fetched.attempts(),
+                );
                 if !self.filter.keeps(Some(status)) {
                     return self.drop_line(&Record::sent(index, &sent)).await;
                 }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use fastreq::ext::WaitTime;
 use fastreq::{Body, Error, Fetched};
 use http::Request;
 use tokio::sync::watch;
@@ -34,6 +35,8 @@ pub struct Failed {
     pub proxy: Option<String>,
     /// Time from sending to the failure (zero when never sent).
     pub elapsed: Duration,
+    /// The part of `elapsed` spent waiting (rate limits, slots, proxies, backoff).
+    pub wait: Duration,
     /// Attempts made (0 when never sent).
     pub attempts: u32,
 }
@@ -46,6 +49,7 @@ impl Failed {
             url,
             proxy: None,
             elapsed: Duration::ZERO,
+            wait: Duration::ZERO,
             attempts: 0,
         }
     }
@@ -130,11 +134,14 @@ where
             .map_err(|e| NoResponse::Failed(e.into()))
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         if self.is_stopped() {
             return Box::pin(std::future::ready(Err(NoResponse::Cancelled)));
         }
         let url = request_url(&req);
+        // Filled by the layers that make the request wait; read back for "wait_ms".
+        let wait = WaitTime::new();
+        req.extensions_mut().insert(wait.clone());
         let started = Instant::now();
         let fut = self.inner.call(req);
         let stop = self.stop.clone();
@@ -159,6 +166,7 @@ where
                     error,
                     url: Some(url),
                     elapsed: started.elapsed(),
+                    wait: wait.get(),
                 })),
             }
         })

@@ -234,7 +234,7 @@ impl Summary {
         ) {
             let _ = writeln!(
                 s,
-                "  latency (responses): p50={} p90={} p99={}",
+                "  latency (responses, on the wire): p50={} p90={} p99={}",
                 ms(p50),
                 ms(p90),
                 ms(p99)
