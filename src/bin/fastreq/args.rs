@@ -37,7 +37,8 @@ every request, and with -o FILE the dropped ones are recorded in FILE.filtered a
 {\"index\":…,\"url\":…,\"status\":404,\"error\":null} so that --resume does not run them again.
 
 Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
-with -v), and shows nothing while the JSON lines scroll on the terminal. A summary (counts by
+with -v), and shows nothing while the JSON lines scroll on the terminal. Its req/s is the rate
+of the last 5 s, and the ETA follows it (a slow tail of retries shows as a falling rate). A summary (counts by
 status and error kind with one example message per kind, how many requests were retried,
 req/s, p50/p90/p99 of the responses' time on the wire, elapsed_ms - wait_ms) ends the run; -q silences
 progress and summary (not errors or warnings).
