@@ -104,6 +104,7 @@ pub struct WaitTime(Arc<WaitInner>);
 struct WaitInner {
     since: Instant,
     nanos: AtomicU64,
+    gauge: Option<Arc<AtomicU64>>,
 }
 
 impl Default for WaitTime {
@@ -118,6 +119,19 @@ impl WaitTime {
         WaitTime(Arc::new(WaitInner {
             since: Instant::now(),
             nanos: AtomicU64::new(0),
+            gauge: None,
+        }))
+    }
+
+    /// Like [`new`](WaitTime::new), and while the request waits in a layer's response
+    /// future (per-host rate limit or slot, proxy, retry backoff), `gauge` counts it: share
+    /// one gauge among many requests to show how many are waiting now rather than on the
+    /// wire.
+    pub fn with_gauge(gauge: Arc<AtomicU64>) -> Self {
+        WaitTime(Arc::new(WaitInner {
+            since: Instant::now(),
+            nanos: AtomicU64::new(0),
+            gauge: Some(gauge),
         }))
     }
 
@@ -136,6 +150,37 @@ impl WaitTime {
     pub(crate) fn add_since(&self, since: Instant) {
         let from = since.max(self.0.since);
         self.add(Instant::now().saturating_duration_since(from));
+    }
+}
+
+/// A wait in progress: counted by the [`WaitTime`]'s gauge while it lives; its duration is
+/// added to the `WaitTime` when it is dropped (the wait ended, or was cancelled).
+#[derive(Debug)]
+pub(crate) struct WaitGuard {
+    wait: WaitTime,
+    since: Instant,
+}
+
+impl WaitGuard {
+    /// Starts a wait for the request with these extensions, if it has a [`WaitTime`].
+    pub(crate) fn start(extensions: &http::Extensions) -> Option<WaitGuard> {
+        let wait = extensions.get::<WaitTime>()?.clone();
+        if let Some(g) = &wait.0.gauge {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(WaitGuard {
+            wait,
+            since: Instant::now(),
+        })
+    }
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.wait.add_since(self.since);
+        if let Some(g) = &self.wait.0.gauge {
+            g.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

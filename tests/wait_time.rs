@@ -145,3 +145,61 @@ async fn without_a_wait_time_nothing_is_recorded() {
         assert_eq!(o.result.expect("a response").wait(), Duration::ZERO);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_gauge_counts_the_requests_waiting_now() {
+    let gauge = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let layer = ConcurrencyLimitLayer::builder()
+        .per_host(1)
+        .build()
+        .unwrap();
+    let svc = Fetch::new(RateLimitLayer::per_host(1.0).layer(layer.layer(backend(0))));
+    let reqs: Vec<_> = (0..3)
+        .map(|_| {
+            let mut req = fastreq::get("http://a.test/").build().unwrap();
+            req.extensions_mut()
+                .insert(WaitTime::with_gauge(gauge.clone()));
+            req
+        })
+        .collect();
+    let run = tokio::spawn(async move {
+        fastreq::fan_out(svc, reqs)
+            .limit(8)
+            .collect::<Vec<_>>()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // One on the wire, two waiting for the host's rate token.
+    assert_eq!(gauge.load(Ordering::Relaxed), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(gauge.load(Ordering::Relaxed), 1);
+    let outcomes = run.await.unwrap();
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    assert_eq!(gauge.load(Ordering::Relaxed), 0, "every wait ended");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_wait_leaves_the_gauge() {
+    let gauge = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let retry = RetryLayer::builder()
+        .max_retries(1)
+        .initial_backoff(Duration::from_secs(10))
+        .jitter(fastreq::retry::Jitter::None)
+        .build()
+        .unwrap();
+    let svc = Fetch::new(retry.layer(backend(1)));
+    let mut req = fastreq::get("http://a.test/").build().unwrap();
+    let wait = WaitTime::with_gauge(gauge.clone());
+    req.extensions_mut().insert(wait.clone());
+    let fut = svc.oneshot(req);
+    // Cancelled during the backoff (after the first attempt's 503).
+    assert!(tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .is_err());
+    assert_eq!(gauge.load(Ordering::Relaxed), 0);
+    assert!(
+        near(wait.get(), Duration::from_secs(3) - WIRE),
+        "{:?}",
+        wait.get()
+    );
+}

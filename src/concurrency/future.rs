@@ -52,8 +52,8 @@ struct Waiting<S, Req> {
     host: PollPermit,
     host_permit: Option<Permit>,
     global: Option<PollPermit>,
-    /// When the wait began.
-    since: tokio::time::Instant,
+    /// The wait, for the request's `WaitTime` (ends when dropped).
+    _guard: Option<crate::ext::WaitGuard>,
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
@@ -85,15 +85,16 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
             Some(Err(e)) => return ResponseFuture::failed(e),
             None => None,
         };
+        let guard = crate::ext::WaitGuard::start(req.extensions());
         ResponseFuture {
             state: State::Waiting {
                 wait: Box::new(Waiting {
                     service: Some(service),
+                    _guard: guard,
                     req: Some(req),
                     host,
                     host_permit,
                     global: global.map(PollPermit::new),
-                    since: tokio::time::Instant::now(),
                 }),
             },
         }
@@ -168,13 +169,10 @@ where
                         _host: wait.host_permit.take(),
                     };
                     match (wait.service.take(), wait.req.take()) {
-                        (Some(mut service), Some(req)) => {
-                            crate::ext::record_wait(req.extensions(), wait.since);
-                            State::Called {
-                                fut: service.call(req),
-                                permits: Some(permits),
-                            }
-                        }
+                        (Some(mut service), Some(req)) => State::Called {
+                            fut: service.call(req),
+                            permits: Some(permits),
+                        },
                         _ => State::Failed {
                             error: Some(Error::new(crate::ErrorKind::Config).with_message(
                                 "concurrency::ResponseFuture polled after completion",

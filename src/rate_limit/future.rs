@@ -34,8 +34,8 @@ pin_project! {
         waiter: Option<Waiter<K>>,
         max_pause: Duration,
         error: Option<Error>,
-        // When the wait for the host's permit began (only when it had to wait).
-        waiting_since: Option<tokio::time::Instant>,
+        // The wait for the host's permit (only while it has to wait).
+        waiting: Option<crate::ext::WaitGuard>,
     }
 }
 
@@ -64,7 +64,7 @@ where
             waiter: None,
             max_pause: Duration::ZERO,
             error: None,
-            waiting_since: None,
+            waiting: None,
         }
     }
 
@@ -77,7 +77,7 @@ where
             waiter: None,
             max_pause: Duration::ZERO,
             error: Some(error),
-            waiting_since: None,
+            waiting: None,
         }
     }
 
@@ -95,7 +95,7 @@ where
             host,
             max_pause,
             error: None,
-            waiting_since: None,
+            waiting: None,
         }
     }
 }
@@ -119,13 +119,16 @@ where
                 StateProj::Acquire => {
                     if let (Some(host), Some(waiter)) = (this.host.as_ref(), this.waiter.as_mut()) {
                         let acquired = host.poll_acquire(waiter, cx);
-                        if acquired.is_pending() && this.waiting_since.is_none() {
-                            *this.waiting_since = Some(tokio::time::Instant::now());
-                        }
-                        if let Some(since) = this.waiting_since.take_if(|_| acquired.is_ready()) {
-                            if let Some(req) = this.req.as_ref() {
-                                crate::ext::record_wait(req.extensions(), since);
+                        if acquired.is_pending() {
+                            if this.waiting.is_none() {
+                                *this.waiting = this
+                                    .req
+                                    .as_ref()
+                                    .and_then(|r| crate::ext::WaitGuard::start(r.extensions()));
                             }
+                        } else {
+                            // Ends the wait: its time is added to the request's WaitTime.
+                            *this.waiting = None;
                         }
                         if let Err(e) = ready!(acquired) {
                             this.state.set(State::Failed);
