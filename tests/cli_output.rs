@@ -431,3 +431,32 @@ fn wait_ms_separates_queueing_from_the_wire() {
     assert!(p99 < 250.0, "{run:?}");
     assert!(run.stderr.contains("on the wire"), "{run:?}");
 }
+
+#[test]
+fn plain_progress_shows_waiting_requests_apart_from_those_in_flight() {
+    let server = test_server();
+    let input: String = (0..4)
+        .map(|i| server.url(&format!("/p{i}")) + "\n")
+        .collect();
+    // One per second to one host: at the first progress line (2 s) one or two requests
+    // are still waiting for the host's rate token, none on the wire.
+    let run = fastreq(
+        &["fetch", "--per-host-rate", "1", "--progress", "plain"],
+        &input,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("fastreq: progress:"))
+        .unwrap_or_else(|| panic!("no progress line: {run:?}"));
+    let waiting: u64 = line
+        .split(" waiting")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no waiting count: {line}"));
+    assert!(waiting >= 1, "{line}");
+    assert!(line.contains(" 0 in flight,"), "{line}");
+    assert!(line.contains("req/s (last 5 s)"), "{line}");
+}

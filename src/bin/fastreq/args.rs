@@ -38,7 +38,9 @@ every request, and with -o FILE the dropped ones are recorded in FILE.filtered a
 
 Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
 with -v), and shows nothing while the JSON lines scroll on the terminal. Its req/s is the rate
-of the last 5 s, and the ETA follows it (a slow tail of retries shows as a falling rate). A summary (counts by
+of the last 5 s, and the ETA follows it (a slow tail of retries shows as a falling rate);
+\"in flight\" counts the requests on the wire, \"waiting\" those started but waiting for a
+per-host rate token or slot, a proxy, or a retry's backoff. A summary (counts by
 status and error kind with one example message per kind, how many requests were retried,
 req/s, p50/p90/p99 of the responses' time on the wire, elapsed_ms - wait_ms) ends the run; -q silences
 progress and summary (not errors or warnings).

@@ -102,12 +102,14 @@ impl Reporter {
         progress: Progress,
         total: Arc<AtomicU64>,
         skipped: Arc<AtomicU64>,
+        waiting: Arc<AtomicU64>,
         started: Instant,
     ) -> Self {
         let counts = Counts {
             progress,
             total,
             skipped,
+            waiting,
         };
         match mode {
             Mode::Off => Reporter {
@@ -146,9 +148,18 @@ struct Counts {
     progress: Progress,
     total: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
+    /// Requests waiting now (rate, slot, proxy, backoff): started, but not on the wire.
+    waiting: Arc<AtomicU64>,
 }
 
 impl Counts {
+    /// (on the wire, waiting): the requests started, split.
+    fn in_flight(&self) -> (u64, u64) {
+        let started = self.progress.in_flight();
+        let waiting = self.waiting.load(Ordering::Relaxed).min(started);
+        (started - waiting, waiting)
+    }
+
     fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
@@ -186,11 +197,11 @@ async fn draw_bar(bar: ProgressBar, counts: Counts, started: Instant) {
         let skipped = counts.skipped();
         let rate = recent.update(Instant::now(), done.saturating_sub(skipped));
         bar.set_position(done);
+        let (in_flight, waiting) = counts.in_flight();
         let mut message = format!(
-            "{rate:.1} req/s (last {} s), {} failed, {} in flight",
+            "{rate:.1} req/s (last {} s), {} failed, {in_flight} in flight, {waiting} waiting",
             RATE_WINDOW.as_secs(),
             counts.failed(),
-            counts.progress.in_flight()
         );
         let t = counts.total.load(Ordering::Relaxed);
         if t != UNKNOWN && rate > 0.0 && t >= done {
@@ -209,7 +220,7 @@ pub fn plain_line(
     done: u64,
     failed: u64,
     skipped: u64,
-    in_flight: u64,
+    (in_flight, waiting): (u64, u64),
     total: u64,
     elapsed: Duration,
     rate: f64,
@@ -224,7 +235,7 @@ pub fn plain_line(
         s.push_str(&format!("{skipped} skipped, "));
     }
     s.push_str(&format!(
-        "{in_flight} in flight, {rate:.1} req/s (last {} s), {secs:.0} s",
+        "{in_flight} in flight, {waiting} waiting, {rate:.1} req/s (last {} s), {secs:.0} s",
         RATE_WINDOW.as_secs()
     ));
     if total != UNKNOWN && rate > 0.0 && total >= done {
@@ -248,7 +259,7 @@ async fn plain(counts: Counts, started: Instant) {
             done,
             counts.failed(),
             skipped,
-            counts.progress.in_flight(),
+            counts.in_flight(),
             counts.total.load(Ordering::Relaxed),
             started.elapsed(),
             rate,
@@ -288,16 +299,16 @@ mod tests {
     #[test]
     fn plain_lines() {
         assert_eq!(
-            plain_line(50, 2, 0, 8, 100, Duration::from_secs(5), 10.0),
-            "fastreq: progress: 50/100 done, 2 failed, 8 in flight, 10.0 req/s (last 5 s), 5 s, ETA 5 s"
+            plain_line(50, 2, 0, (8, 3), 100, Duration::from_secs(5), 10.0),
+            "fastreq: progress: 50/100 done, 2 failed, 8 in flight, 3 waiting, 10.0 req/s (last 5 s), 5 s, ETA 5 s"
         );
         assert_eq!(
-            plain_line(0, 0, 0, 3, UNKNOWN, Duration::from_secs(2), 0.0),
-            "fastreq: progress: 0 done, 0 failed, 3 in flight, 0.0 req/s (last 5 s), 2 s"
+            plain_line(0, 0, 0, (3, 0), UNKNOWN, Duration::from_secs(2), 0.0),
+            "fastreq: progress: 0 done, 0 failed, 3 in flight, 0 waiting, 0.0 req/s (last 5 s), 2 s"
         );
         assert_eq!(
-            plain_line(60, 1, 40, 2, 100, Duration::from_secs(2), 10.0),
-            "fastreq: progress: 60/100 done, 1 failed, 40 skipped, 2 in flight, 10.0 req/s (last 5 s), 2 s, ETA 4 s"
+            plain_line(60, 1, 40, (2, 0), 100, Duration::from_secs(2), 10.0),
+            "fastreq: progress: 60/100 done, 1 failed, 40 skipped, 2 in flight, 0 waiting, 10.0 req/s (last 5 s), 2 s, ETA 4 s"
         );
     }
 

@@ -296,7 +296,12 @@ impl Job {
         });
         let requests = input::requests(reader, defaults, read_error.clone(), skip)
             .take_until(stopped(stop_rx.clone()));
-        let service = Timed::new(fastreq::Fetch::new(client.clone()), stop_rx);
+        let waiting = Arc::new(AtomicU64::new(0));
+        let service = Timed::new(
+            fastreq::Fetch::new(client.clone()),
+            stop_rx,
+            waiting.clone(),
+        );
         let mut outcomes = fastreq::fan_out_stream(service, requests).limit(client.fan_out_limit());
         if ordered {
             outcomes = outcomes.ordered();
@@ -314,6 +319,7 @@ impl Job {
             outcomes.progress(),
             total,
             skipped,
+            waiting,
             started,
         ));
 

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -100,12 +102,18 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
 pub struct Timed<S> {
     inner: S,
     stop: watch::Receiver<bool>,
+    /// How many requests are waiting now (rate, slot, proxy, backoff), for the progress.
+    waiting: Arc<AtomicU64>,
 }
 
 impl<S> Timed<S> {
-    /// Wraps `inner`; `stop` cancels.
-    pub fn new(inner: S, stop: watch::Receiver<bool>) -> Self {
-        Timed { inner, stop }
+    /// Wraps `inner`; `stop` cancels; `waiting` counts the requests waiting now.
+    pub fn new(inner: S, stop: watch::Receiver<bool>, waiting: Arc<AtomicU64>) -> Self {
+        Timed {
+            inner,
+            stop,
+            waiting,
+        }
     }
 
     fn is_stopped(&self) -> bool {
@@ -140,7 +148,7 @@ where
         }
         let url = request_url(&req);
         // Filled by the layers that make the request wait; read back for "wait_ms".
-        let wait = WaitTime::new();
+        let wait = WaitTime::with_gauge(self.waiting.clone());
         req.extensions_mut().insert(wait.clone());
         let started = Instant::now();
         let fut = self.inner.call(req);
