@@ -230,7 +230,9 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", value_parser = positive_usize, help_heading = "Limits")]
     pub per_host_concurrency: Option<usize>,
 
-    /// Requests per second, all hosts together, fractions allowed [default: off]
+    /// Requests per second, all hosts together, fractions allowed. It counts what reaches
+    /// the servers, hops not URLs: every retry and every redirect hop takes a token, so
+    /// URLs finish at a lower rate when some are retried or redirected [default: off]
     #[arg(long, value_name = "R", value_parser = positive_f64, help_heading = "Limits")]
     pub rate: Option<f64>,
 
@@ -238,7 +240,8 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u32, help_heading = "Limits")]
     pub burst: u32,
 
-    /// Requests per second to each host [default: off]
+    /// Requests per second to each host, fractions allowed; counts hops as --rate does
+    /// (retries and redirect hops take tokens) [default: off]
     #[arg(long, value_name = "R", value_parser = positive_f64, help_heading = "Limits")]
     pub per_host_rate: Option<f64>,
 
@@ -332,7 +335,9 @@ pub struct FetchArgs {
     #[arg(long, help_heading = "Behaviour")]
     pub no_redirects: bool,
 
-    /// No cookie jar (by default cookies set by responses are sent back)
+    /// No cookie jar. By default one jar is shared by the whole run: a cookie set by a
+    /// response goes with every later request to that site, whichever input line it comes
+    /// from (a session); --no-cookies sends none
     #[arg(long, help_heading = "Behaviour")]
     pub no_cookies: bool,
 
