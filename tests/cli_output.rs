@@ -457,6 +457,62 @@ fn plain_progress_shows_waiting_requests_apart_from_those_in_flight() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no waiting count: {line}"));
     assert!(waiting >= 1, "{line}");
-    assert!(line.contains(" 0 in flight,"), "{line}");
+    // Every request has started (-c 64): each is done, on the wire or waiting, once.
+    let number_before = |what: &str| -> u64 {
+        line.split(what)
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{what}` count: {line}"))
+    };
+    let done = number_before(" done");
+    let in_flight = number_before(" in flight");
+    assert_eq!(done + in_flight + waiting, 4, "{line}");
     assert!(line.contains("req/s (last 5 s)"), "{line}");
+}
+
+#[test]
+fn cacert_trusts_a_private_ca_and_lines_carry_the_http_version() {
+    let server = TestServer::builder().tls().start(|req| route(&req));
+    let url = server.url("/tls");
+    let dir = temp_dir("cacert");
+
+    // Not trusted by default.
+    let run = fastreq(&["fetch", "-q", "--retries", "0"], &url);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.by_index()[0]["error"]["kind"], "tls", "{run:?}");
+    assert!(run.by_index()[0]["version"].is_null(), "{run:?}");
+
+    // Trusted with --cacert; HTTP/2 by ALPN.
+    let pem = write_file(&dir, "ca.pem", &server.cert_pem());
+    let run = fastreq(&["fetch", "-q", "--cacert", &pem], &url);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = &run.by_index()[0];
+    assert_eq!(line["status"], 200, "{run:?}");
+    assert_eq!(line["version"], "h2", "{run:?}");
+    assert!(!run.stderr.contains("WARNING"), "{run:?}");
+    let run = fastreq(&["fetch", "-q", "--cacert", &pem, "--http1-only"], &url);
+    assert_eq!(run.by_index()[0]["version"], "http/1.1", "{run:?}");
+
+    // Plain HTTP.
+    let plain = test_server();
+    let run = fastreq(&["fetch", "-q"], &plain.url("/ok"));
+    assert_eq!(run.by_index()[0]["version"], "http/1.1", "{run:?}");
+
+    // A missing file, and a file that is not PEM: usage errors naming the file.
+    let missing = dir.join("missing.pem");
+    let run = fastreq(&["fetch", "--cacert", missing.to_str().unwrap()], &url);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("missing.pem") && run.stderr.contains("--cacert"),
+        "{run:?}"
+    );
+    let junk = write_file(&dir, "junk.pem", "not a certificate\n");
+    let run = fastreq(&["fetch", "--cacert", &junk], &url);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("junk.pem") && run.stderr.contains("not a PEM certificate"),
+        "{run:?}"
+    );
+    assert_eq!(server.hits(), 2, "no request after a usage error");
 }

@@ -31,6 +31,8 @@ pub struct Record<'a> {
     pub attempts: u32,
     /// Body length (`null` on failure).
     pub bytes: Option<usize>,
+    /// HTTP version of the response: `http/1.1`, `h2`… (`null` on failure).
+    pub version: Option<&'static str>,
     /// Proxy used, password redacted (`null`: direct).
     pub proxy: Option<&'a str>,
     /// The failure, if any.
@@ -115,6 +117,18 @@ pub struct ErrorRecord<'a> {
     pub message: Cow<'a, str>,
 }
 
+/// The name of an HTTP version as ALPN spells it (`http/1.1`, `h2`, `h3`).
+pub fn version_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "http/0.9",
+        http::Version::HTTP_10 => "http/1.0",
+        http::Version::HTTP_11 => "http/1.1",
+        http::Version::HTTP_2 => "h2",
+        http::Version::HTTP_3 => "h3",
+        _ => "unknown",
+    }
+}
+
 /// Milliseconds with microsecond resolution.
 pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
@@ -133,6 +147,7 @@ impl<'a> Record<'a> {
             wait_ms: millis(f.wait()),
             attempts: f.attempts(),
             bytes: Some(f.body().len()),
+            version: Some(version_name(f.version())),
             proxy: sent.proxy.as_deref(),
             error: None,
             body: None,
@@ -152,6 +167,7 @@ impl<'a> Record<'a> {
             wait_ms: millis(failed.wait),
             attempts: failed.attempts,
             bytes: None,
+            version: None,
             proxy: failed.proxy.as_deref(),
             error: Some(ErrorRecord {
                 kind: failed.error.kind().as_str(),
@@ -262,6 +278,8 @@ impl Record<'_> {
         json_uint(out, u64::from(self.attempts));
         out.extend_from_slice(b",\"bytes\":");
         json_opt_uint(out, self.bytes.map(|b| b as u64));
+        out.extend_from_slice(b",\"version\":");
+        json_opt_str(out, self.version);
         out.extend_from_slice(b",\"proxy\":");
         json_opt_str(out, self.proxy);
         out.extend_from_slice(b",\"error\":");
@@ -547,7 +565,7 @@ mod tests {
         let json = serde_json::to_string(&Record::failed(3, &failed)).unwrap();
         assert_eq!(
             json,
-            r#"{"index":3,"url":"http://a.test/?token=REDACTED","final_url":null,"status":null,"elapsed_ms":1.7,"wait_ms":0.0,"attempts":2,"bytes":null,"proxy":null,"error":{"kind":"timeout","message":"timed out: headers took longer than 1s"}}"#
+            r#"{"index":3,"url":"http://a.test/?token=REDACTED","final_url":null,"status":null,"elapsed_ms":1.7,"wait_ms":0.0,"attempts":2,"bytes":null,"version":null,"proxy":null,"error":{"kind":"timeout","message":"timed out: headers took longer than 1s"}}"#
         );
         let mut r = Record::failed(3, &failed);
         r.body = Some(None);
@@ -742,6 +760,7 @@ mod tests {
         r.error = None;
         r.status = Some(200);
         r.bytes = Some(0);
+        r.version = Some(version_name(http::Version::HTTP_2));
         r.final_url = Some(Cow::Borrowed("https://h.test/ü?x=\u{1b}"));
         r.elapsed_ms = 1e-3;
         cases.push(r);
