@@ -516,3 +516,41 @@ fn cacert_trusts_a_private_ca_and_lines_carry_the_http_version() {
     );
     assert_eq!(server.hits(), 2, "no request after a usage error");
 }
+
+#[test]
+fn ordered_with_a_reorder_window_keeps_input_order() {
+    let server = test_server();
+    // A slow head, then quick ones: they finish first and are held back behind it.
+    let mut input = server.url("/head?delay_ms=300") + "\n";
+    for i in 0..50 {
+        input.push_str(&server.url(&format!("/q{i}")));
+        input.push('\n');
+    }
+    for window in ["8", "4096"] {
+        let run = fastreq(
+            &[
+                "fetch",
+                "-q",
+                "-c",
+                "2",
+                "--ordered",
+                "--reorder-window",
+                window,
+            ],
+            &input,
+        );
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let indexes: Vec<u64> = run
+            .stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["index"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(indexes, (0..51).collect::<Vec<u64>>(), "{run:?}");
+    }
+    let run = fastreq(&["fetch", "--reorder-window", "0"], "");
+    assert_eq!(run.code, Some(2), "{run:?}");
+}

@@ -201,9 +201,17 @@ pub struct FetchArgs {
     #[arg(long, conflicts_with = "header_fields", help_heading = "Output")]
     pub include_headers: bool,
 
-    /// Outcomes in input order (default: completion order)
+    /// Outcomes in input order (default: completion order). Finished outcomes wait in
+    /// memory (bodies included) for the slower ones before them; up to --reorder-window of
+    /// them, then new requests wait too. The run is then no slower than unordered unless a
+    /// request is slower than the time the window takes to fill (--reorder-window / req/s)
     #[arg(long, help_heading = "Output")]
     pub ordered: bool,
+
+    /// With --ordered: how many requests may start past the oldest unfinished one (in flight
+    /// or finished and held back)
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = positive_usize, help_heading = "Output")]
+    pub reorder_window: usize,
 
     /// Keep the outcomes already in the -o FILE, run only the others and append their lines
     #[arg(long, requires = "output", help_heading = "Output")]

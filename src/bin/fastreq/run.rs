@@ -45,6 +45,7 @@ struct Job {
     input_path: Option<PathBuf>,
     sink: Sink,
     ordered: bool,
+    reorder_window: usize,
     mode: Mode,
     quiet: bool,
     /// `--resume`: the indexes whose outcome the output already has.
@@ -234,6 +235,7 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
             },
         },
         ordered: args.ordered,
+        reorder_window: args.reorder_window,
         mode,
         quiet: args.quiet,
         skip,
@@ -280,6 +282,7 @@ impl Job {
             input_path,
             mut sink,
             ordered,
+            reorder_window,
             mode,
             quiet,
             skip,
@@ -304,7 +307,9 @@ impl Job {
         );
         let mut outcomes = fastreq::fan_out_stream(service, requests).limit(client.fan_out_limit());
         if ordered {
-            outcomes = outcomes.ordered();
+            // Behind a slow head, requests go on starting up to the window (not only up to
+            // the fan-out limit): see --ordered.
+            outcomes = outcomes.ordered().reorder_window(reorder_window);
         }
 
         let total = Arc::new(AtomicU64::new(UNKNOWN));
