@@ -16,8 +16,8 @@ Run `fastreq fetch --help` for the input and output formats.";
 const FETCH_AFTER_HELP: &str = "\
 Input: one request per line, a URL or a JSON object
   {\"method\":\"POST\",\"url\":\"https://…\",\"headers\":{\"K\":\"V\"},\"body\":\"…\"}
-A URL without a scheme (`127.0.0.1:8080/get`, `example.com/a`: no `://`) is fetched over
-plain http://, as curl does; write https:// to get TLS. Blank lines and lines starting with
+A URL without a scheme that starts with a host (`127.0.0.1:8080/get`, `example.com/a`,
+`[::1]:8080/`) is fetched over plain http://, as curl does; write https:// to get TLS. Blank lines and lines starting with
 '#' are skipped. -X, -H and -d are defaults for every line
 (a JSON line's own method, headers and body win); -d without -X means POST. Any other line that
 is not a valid request gives an `invalid_request` outcome and the run goes on.

@@ -211,14 +211,40 @@ fn bare_message(e: &Error) -> String {
     }
 }
 
-/// `url` itself, or `http://` + `url` when it has no scheme (no `://`), as curl does:
-/// `127.0.0.1:8080/get` and `example.com/a` are plain-HTTP URLs. Text with white space
-/// is not a URL either way, and is left as it is (for a clear error).
+/// `url` itself, or `http://` + `url` when it has no scheme, as curl does:
+/// `127.0.0.1:8080/get`, `example.com/a`, `[::1]:8080/` are plain-HTTP URLs. Only text
+/// that starts as a host does (a letter, a digit or `[`) and has no `:` before its path
+/// other than a port's is prefixed: `http:/x`, `mailto:a` or `user:pw@h` are left as they
+/// are (and refused with a clear error), so nothing of them moves into a path, where a
+/// password would no longer be recognised and redacted.
 fn with_scheme(url: String) -> String {
-    if url.contains("://") || url.is_empty() || url.contains(char::is_whitespace) {
-        url
-    } else {
+    if needs_scheme(&url) {
         format!("http://{url}")
+    } else {
+        url
+    }
+}
+
+fn needs_scheme(url: &str) -> bool {
+    let Some(first) = url.chars().next() else {
+        return false;
+    };
+    if url.contains("://") || url.contains(char::is_whitespace) {
+        return false;
+    }
+    if first == '[' {
+        return true;
+    }
+    if !first.is_ascii_alphanumeric() {
+        return false;
+    }
+    let authority = url.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    match authority.split_once(':') {
+        None => true,
+        Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
     }
 }
 
@@ -528,6 +554,25 @@ http://a.test/3
         }
         // A scheme other than http(s) is still refused, not prefixed.
         assert!(parse_line(&line(1, "ftp://a.test/"), &d).is_err());
+        assert_eq!(
+            parse_line(&line(1, "[::1]:8080/x"), &d).unwrap().uri(),
+            "http://[::1]:8080/x"
+        );
+        // Not host-like: left as it is, refused, and no password moves into a path.
+        for text in [
+            "http:/alice:s3cret@[::1/a",
+            "mailto:a@b.test",
+            "alice:s3cret@a.test/",
+            "a.test:/x",
+            "/just/a/path",
+            "-x",
+        ] {
+            let f = parse_line(&line(1, text), &d).unwrap_err();
+            assert_eq!(f.error.kind(), ErrorKind::InvalidRequest, "{text}");
+            let shown = format!("{} {:?}", f.error, f.url);
+            assert!(!shown.contains("s3cret"), "{text}: {shown}");
+            assert!(!shown.contains("http://http"), "{text}: {shown}");
+        }
     }
 
     #[test]
