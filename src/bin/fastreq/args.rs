@@ -177,7 +177,7 @@ pub struct FetchArgs {
     pub save_bodies: Option<PathBuf>,
 
     /// Output format: jsonl (one JSON object per line) or csv (a header row, then columns
-    /// index,url,status,elapsed_ms,bytes,attempts,error_kind,error, quoted as RFC 4180)
+    /// index,url,status,elapsed_ms,wait_ms,bytes,attempts,error_kind,error, quoted as RFC 4180)
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Jsonl, help_heading = "Output")]
     pub format: FormatArg,
 
