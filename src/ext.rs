@@ -18,6 +18,7 @@
 //! | [`ProxyOverride`](crate::proxy::ProxyOverride) | request | `.proxy(..)`, `.no_proxy()` | the proxy layer, the backend |
 //! | [`SelectedProxy`](crate::proxy::SelectedProxy) | request, response | the proxy layer | the backend; you (the proxy used) |
 //! | [`RedirectCount`](crate::redirect::RedirectCount) | response | the redirect layer | you |
+//! | [`WaitTime`] | request | you (a shared counter) | added to by the rate limit, concurrency and proxy layers when they wait, and by the retry layer's backoff; [`Fetched::wait`](crate::Fetched::wait) |
 //!
 //! # Examples
 //!
@@ -30,6 +31,8 @@
 //! // The same as: fastreq::get("http://example.test/").timeout(Duration::from_secs(2)).build()
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -73,6 +76,120 @@ pub struct Attempts(pub u32);
 /// retry layer's wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Deadline(pub Instant);
+
+/// The time a request spent waiting rather than on the wire: for rate-limit tokens, for a
+/// concurrency slot, for a proxy to recover, and in the retry layer's backoff.
+///
+/// Opt in by inserting one on a request (it is shared by every attempt and redirect hop,
+/// which copy the request's extensions): the layers add to it when they wait and do nothing
+/// when it is absent, so a request without it costs nothing more. Read it back with
+/// [`get`](WaitTime::get) (keep a clone: it is also there after a failure) or, for a
+/// response, with [`Fetched::wait`](crate::Fetched::wait). Only waits after its creation
+/// count: a wait that began earlier (a slot awaited before the request was made) counts
+/// from the moment it was made.
+///
+/// ```
+/// use fastreq::ext::WaitTime;
+///
+/// let wait = WaitTime::new();
+/// let mut req = fastreq::get("http://example.test/").build().unwrap();
+/// req.extensions_mut().insert(wait.clone());
+/// // ... send `req` through the stack, then:
+/// assert_eq!(wait.get(), std::time::Duration::ZERO);
+/// ```
+#[derive(Clone, Debug)]
+pub struct WaitTime(Arc<WaitInner>);
+
+#[derive(Debug)]
+struct WaitInner {
+    since: Instant,
+    nanos: AtomicU64,
+    gauge: Option<Arc<AtomicU64>>,
+}
+
+impl Default for WaitTime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WaitTime {
+    /// A counter at zero; waits count from now.
+    pub fn new() -> Self {
+        WaitTime(Arc::new(WaitInner {
+            since: Instant::now(),
+            nanos: AtomicU64::new(0),
+            gauge: None,
+        }))
+    }
+
+    /// Like [`new`](WaitTime::new), and while the request waits in a layer's response
+    /// future (per-host rate limit or slot, proxy, retry backoff), `gauge` counts it: share
+    /// one gauge among many requests to show how many are waiting now rather than on the
+    /// wire.
+    pub fn with_gauge(gauge: Arc<AtomicU64>) -> Self {
+        WaitTime(Arc::new(WaitInner {
+            since: Instant::now(),
+            nanos: AtomicU64::new(0),
+            gauge: Some(gauge),
+        }))
+    }
+
+    /// The total time waited so far.
+    pub fn get(&self) -> Duration {
+        Duration::from_nanos(self.0.nanos.load(Ordering::Relaxed))
+    }
+
+    /// Adds `d`.
+    pub fn add(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Adds the time from `since` (or from this counter's creation, if later) to now.
+    pub(crate) fn add_since(&self, since: Instant) {
+        let from = since.max(self.0.since);
+        self.add(Instant::now().saturating_duration_since(from));
+    }
+}
+
+/// A wait in progress: counted by the [`WaitTime`]'s gauge while it lives; its duration is
+/// added to the `WaitTime` when it is dropped (the wait ended, or was cancelled).
+#[derive(Debug)]
+pub(crate) struct WaitGuard {
+    wait: WaitTime,
+    since: Instant,
+}
+
+impl WaitGuard {
+    /// Starts a wait for the request with these extensions, if it has a [`WaitTime`].
+    pub(crate) fn start(extensions: &http::Extensions) -> Option<WaitGuard> {
+        let wait = extensions.get::<WaitTime>()?.clone();
+        if let Some(g) = &wait.0.gauge {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(WaitGuard {
+            wait,
+            since: Instant::now(),
+        })
+    }
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.wait.add_since(self.since);
+        if let Some(g) = &self.wait.0.gauge {
+            g.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Adds the time from `since` to now to the request's [`WaitTime`], if it has one.
+pub(crate) fn record_wait(extensions: &http::Extensions, since: Instant) {
+    if let Some(w) = extensions.get::<WaitTime>() {
+        w.add_since(since);
+    }
+}
 
 impl Deadline {
     /// The deadline `after` from now.

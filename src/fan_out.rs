@@ -215,6 +215,7 @@ where
         done: VecDeque::new(),
         ordered: false,
         limit: DEFAULT_LIMIT,
+        window: 0,
         progress: Progress::default(),
     }
 }
@@ -263,6 +264,9 @@ pin_project! {
         done: VecDeque<Option<Outcome<S::Response, S::Error>>>,
         ordered: bool,
         limit: usize,
+        // Ordered mode: at most this many indexes from `next_emit` admitted (in flight or
+        // held back); never below `limit` (0: `limit`).
+        window: usize,
         progress: Progress,
     }
 }
@@ -282,6 +286,17 @@ where
     /// Yield outcomes in input order instead of completion order.
     pub fn ordered(mut self) -> Self {
         self.ordered = true;
+        self
+    }
+
+    /// In ordered mode, how far past the oldest unfinished request new ones may start: at
+    /// most `window` requests from it are admitted, in flight (still at most
+    /// [`limit`](FanOut::limit)) or finished and held back until it is done. The default,
+    /// and any smaller value, is `limit`: then a slow request at the head stops new ones
+    /// as soon as `limit` have started behind it. A larger window keeps the service busy
+    /// behind a slow head, at the cost of holding up to `window` outcomes in memory.
+    pub fn reorder_window(mut self, window: usize) -> Self {
+        self.window = window;
         self
     }
 
@@ -335,12 +350,13 @@ where
                     if *this.input_done {
                         break;
                     }
-                    let occupied = if *this.ordered {
-                        *this.next_index - *this.next_emit
+                    let full = if *this.ordered {
+                        this.in_flight.len() >= *this.limit
+                            || *this.next_index - *this.next_emit >= (*this.window).max(*this.limit)
                     } else {
-                        this.in_flight.len() + this.done.len()
+                        this.in_flight.len() + this.done.len() >= *this.limit
                     };
-                    if occupied >= *this.limit {
+                    if full {
                         break;
                     }
                     let item = match this.input.as_mut().poll_next(cx) {

@@ -30,8 +30,10 @@ where
     req.extensions_mut().insert(CollectBody);
     let uri = req.uri().clone();
     let started = Instant::now();
+    let wait = req.extensions().get::<crate::ext::WaitTime>().cloned();
     let resp = service.oneshot(req).await.map_err(Into::into)?;
-    Fetched::from_response(resp, &uri, started).await
+    let fetched = Fetched::from_response(resp, &uri, started).await?;
+    Ok(fetched.with_wait(wait))
 }
 
 /// GETs every URL with a default [`Backend`] and buffers the responses.
@@ -167,10 +169,12 @@ where
         req.extensions_mut().insert(CollectBody);
         let uri = req.uri().clone();
         let started = Instant::now();
+        let wait = req.extensions().get::<crate::ext::WaitTime>().cloned();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await.map_err(Into::into)?;
-            Fetched::from_response(resp, &uri, started).await
+            let fetched = Fetched::from_response(resp, &uri, started).await?;
+            Ok(fetched.with_wait(wait))
         })
     }
 }

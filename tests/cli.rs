@@ -162,7 +162,7 @@ fn test_server() -> TestServer {
     })
 }
 
-const LINE_KEYS: [&str; 9] = [
+const LINE_KEYS: [&str; 11] = [
     "attempts",
     "bytes",
     "elapsed_ms",
@@ -172,6 +172,8 @@ const LINE_KEYS: [&str; 9] = [
     "proxy",
     "status",
     "url",
+    "version",
+    "wait_ms",
 ];
 
 fn keys(v: &Value) -> BTreeSet<&str> {

@@ -358,3 +358,36 @@ fn tokio_stream_from<T: Send + 'static>(
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// Ordered mode behind a slow head: with the default window (the limit) new requests stop
+/// once `limit` have started behind it; with `reorder_window` they go on, up to the window,
+/// and the outcomes still come in input order.
+#[tokio::test(start_paused = true)]
+async fn ordered_reorder_window_keeps_going_behind_a_slow_head() {
+    for (window, started_by_5s) in [(0, 4), (64, 40)] {
+        let started = Arc::new(AtomicUsize::new(0));
+        let seen = started.clone();
+        let svc = tower::service_fn(move |req: Request<usize>| {
+            let i = *req.body();
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let d = if i == 0 { 10_000 } else { 10 };
+                tokio::time::sleep(Duration::from_millis(d)).await;
+                Ok::<_, Error>(i)
+            }
+        });
+        let fan = fastreq::fan_out(svc, (0..40usize).map(Request::new))
+            .limit(4)
+            .ordered()
+            .reorder_window(window);
+        let run = tokio::spawn(fan.map(|o| o.result.unwrap()).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            started_by_5s,
+            "window {window}"
+        );
+        let out = run.await.unwrap();
+        assert_eq!(out, (0..40).collect::<Vec<_>>(), "window {window}");
+    }
+}

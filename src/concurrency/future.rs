@@ -52,6 +52,8 @@ struct Waiting<S, Req> {
     host: PollPermit,
     host_permit: Option<Permit>,
     global: Option<PollPermit>,
+    /// The wait, for the request's `WaitTime` (ends when dropped).
+    _guard: Option<crate::ext::WaitGuard>,
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
@@ -83,10 +85,12 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
             Some(Err(e)) => return ResponseFuture::failed(e),
             None => None,
         };
+        let guard = crate::ext::WaitGuard::start(req.extensions());
         ResponseFuture {
             state: State::Waiting {
                 wait: Box::new(Waiting {
                     service: Some(service),
+                    _guard: guard,
                     req: Some(req),
                     host,
                     host_permit,

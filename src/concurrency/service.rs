@@ -34,6 +34,8 @@ pub struct ConcurrencyLimit<S> {
     global: Option<PollPermit>,
     /// The permit reserved by `poll_ready`.
     permit: Option<Permit>,
+    /// When `poll_ready` began waiting for a global slot (only when it had to wait).
+    waiting_since: Option<tokio::time::Instant>,
 }
 
 impl<S> ConcurrencyLimit<S> {
@@ -50,6 +52,7 @@ impl<S> ConcurrencyLimit<S> {
             layer,
             global,
             permit: None,
+            waiting_since: None,
         }
     }
 
@@ -82,6 +85,7 @@ impl<S: Clone> Clone for ConcurrencyLimit<S> {
             layer: self.layer.clone(),
             global: self.global.clone(),
             permit: None,
+            waiting_since: None,
         }
     }
 }
@@ -109,13 +113,20 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.permit.is_none() {
             if let Some(global) = &mut self.global {
-                self.permit = Some(ready!(global.poll_acquire(cx))?);
+                let acquired = global.poll_acquire(cx);
+                if acquired.is_pending() && self.waiting_since.is_none() {
+                    self.waiting_since = Some(tokio::time::Instant::now());
+                }
+                self.permit = Some(ready!(acquired)?);
             }
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if let Some(since) = self.waiting_since.take() {
+            crate::ext::record_wait(req.extensions(), since);
+        }
         let global = self.permit.take();
         if self.global.is_some() && global.is_none() {
             return ResponseFuture::failed(

@@ -52,6 +52,8 @@ pub(crate) struct Waiting<S, B> {
     sleep: Option<Pin<Box<Sleep>>>,
     index: Option<usize>,
     rounds: u32,
+    /// The wait, for the request's `WaitTime` (ends when dropped).
+    guard: Option<crate::ext::WaitGuard>,
 }
 
 impl<S, B> Waiting<S, B> {
@@ -64,6 +66,7 @@ impl<S, B> Waiting<S, B> {
     ) -> Self {
         Waiting {
             svc,
+            guard: crate::ext::WaitGuard::start(req.extensions()),
             req: Some(req),
             config,
             started,
@@ -168,7 +171,10 @@ where
                         wait.sleep = None;
                         let req = wait.req.as_mut().expect("request kept while waiting");
                         match pick(&wait.config, req) {
-                            Some(i) => wait.index = Some(i),
+                            Some(i) => {
+                                wait.guard = None;
+                                wait.index = Some(i);
+                            }
                             None => {
                                 let next = plan_wait(&wait.config, req, wait.started);
                                 match next {

@@ -34,6 +34,8 @@ pin_project! {
         waiter: Option<Waiter<K>>,
         max_pause: Duration,
         error: Option<Error>,
+        // The wait for the host's permit (only while it has to wait).
+        waiting: Option<crate::ext::WaitGuard>,
     }
 }
 
@@ -62,6 +64,7 @@ where
             waiter: None,
             max_pause: Duration::ZERO,
             error: None,
+            waiting: None,
         }
     }
 
@@ -74,6 +77,7 @@ where
             waiter: None,
             max_pause: Duration::ZERO,
             error: Some(error),
+            waiting: None,
         }
     }
 
@@ -91,6 +95,7 @@ where
             host,
             max_pause,
             error: None,
+            waiting: None,
         }
     }
 }
@@ -113,7 +118,19 @@ where
                 }
                 StateProj::Acquire => {
                     if let (Some(host), Some(waiter)) = (this.host.as_ref(), this.waiter.as_mut()) {
-                        if let Err(e) = ready!(host.poll_acquire(waiter, cx)) {
+                        let acquired = host.poll_acquire(waiter, cx);
+                        if acquired.is_pending() {
+                            if this.waiting.is_none() {
+                                *this.waiting = this
+                                    .req
+                                    .as_ref()
+                                    .and_then(|r| crate::ext::WaitGuard::start(r.extensions()));
+                            }
+                        } else {
+                            // Ends the wait: its time is added to the request's WaitTime.
+                            *this.waiting = None;
+                        }
+                        if let Err(e) = ready!(acquired) {
                             this.state.set(State::Failed);
                             let uri = this.req.as_ref().map(|r| r.uri().clone());
                             *this.error = Some(match uri {

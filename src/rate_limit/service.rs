@@ -33,6 +33,8 @@ pub struct RateLimit<S, L: Limiter = TokenBucket, K = HostBuckets> {
     waiter: L::Waiter,
     /// A global permit is held (or there is no global limit) for the next `call`.
     permit: bool,
+    /// When `poll_ready` began waiting for the global permit (only when it had to wait).
+    waiting_since: Option<tokio::time::Instant>,
 }
 
 impl<S> RateLimit<S> {
@@ -56,6 +58,7 @@ impl<S, L: Limiter, K> RateLimit<S, L, K> {
             max_pause,
             waiter: L::Waiter::default(),
             permit: false,
+            waiting_since: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl<S: Clone, L: Limiter, K: Clone> Clone for RateLimit<S, L, K> {
             // A clone starts un-ready: it has no permit and no place in line.
             waiter: L::Waiter::default(),
             permit: false,
+            waiting_since: None,
         }
     }
 }
@@ -145,7 +149,11 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.permit {
             if let Some(global) = &self.global {
-                ready!(global.poll_acquire(&mut self.waiter, cx))?;
+                let acquired = global.poll_acquire(&mut self.waiter, cx);
+                if acquired.is_pending() && self.waiting_since.is_none() {
+                    self.waiting_since = Some(tokio::time::Instant::now());
+                }
+                ready!(acquired)?;
             }
             self.permit = true;
         }
@@ -163,6 +171,9 @@ where
             std::mem::take(&mut self.permit),
             "RateLimit::call without a successful poll_ready"
         );
+        if let Some(since) = self.waiting_since.take() {
+            crate::ext::record_wait(req.extensions(), since);
+        }
         let Some(per_host) = &self.per_host else {
             return ResponseFuture::direct(self.inner.call(req));
         };

@@ -41,6 +41,8 @@ pub struct Fetched {
 struct Lazy {
     headers: OnceLock<HeaderMap>,
     url: OnceLock<Uri>,
+    /// [`Fetched::wait`]; set (with this box) only when the request waited.
+    wait: Duration,
 }
 
 /// What a [`Fetched`] keeps of a response while its body is read: the head, and the size
@@ -247,6 +249,31 @@ impl Fetched {
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(self.tail().elapsed_nanos)
     }
+    /// The part of [`elapsed`](Fetched::elapsed) spent waiting rather than on the wire
+    /// (rate-limit tokens, concurrency slots, proxies, retry backoff), when the request
+    /// carried a [`WaitTime`](crate::ext::WaitTime) (zero otherwise). Time on the wire:
+    /// `elapsed().saturating_sub(wait())`.
+    pub fn wait(&self) -> Duration {
+        self.lazy.get().map_or(Duration::ZERO, |l| l.wait)
+    }
+
+    /// Records the request's wait (nothing is stored when it is zero).
+    pub(crate) fn with_wait(mut self, wait: Option<crate::ext::WaitTime>) -> Self {
+        let wait = wait.map_or(Duration::ZERO, |w| w.get());
+        if !wait.is_zero() {
+            match self.lazy.get_mut() {
+                Some(lazy) => lazy.wait = wait,
+                None => {
+                    let _ = self.lazy.set(Box::new(Lazy {
+                        wait,
+                        ..Lazy::default()
+                    }));
+                }
+            }
+        }
+        self
+    }
+
     /// Attempts made (1 when not retried).
     pub fn attempts(&self) -> u32 {
         self.tail().attempts

@@ -70,7 +70,7 @@ pin_project! {
     enum State<F> {
         Attempt { #[pin] fut: F },
         // Boxed: rare, and a `Sleep` inline would grow every request's future.
-        Backoff { sleep: Pin<Box<Sleep>> },
+        Backoff { sleep: Pin<Box<Sleep>>, guard: Option<crate::ext::WaitGuard> },
         Ready,
         Done,
     }
@@ -200,13 +200,19 @@ where
                             // Free the connection (and any permit the body holds) before
                             // sleeping.
                             drop(result);
+                            // The backoff is a wait, for the request's WaitTime.
+                            let guard = this
+                                .template
+                                .as_ref()
+                                .and_then(|t| crate::ext::WaitGuard::start(&t.parts.extensions));
                             this.state.set(State::Backoff {
+                                guard,
                                 sleep: Box::pin(tokio::time::sleep(delay)),
                             });
                         }
                     }
                 }
-                StateProj::Backoff { sleep } => {
+                StateProj::Backoff { sleep, .. } => {
                     if sleep.as_mut().poll(cx).is_pending() {
                         return deadline_check(
                             this.deadline,

@@ -16,18 +16,34 @@ Run `fastreq fetch --help` for the input and output formats.";
 const FETCH_AFTER_HELP: &str = "\
 Input: one request per line, a URL or a JSON object
   {\"method\":\"POST\",\"url\":\"https://…\",\"headers\":{\"K\":\"V\"},\"body\":\"…\"}
-Blank lines and lines starting with '#' are skipped. -X, -H and -d are defaults for every line
+A URL without a scheme that starts with a host (`127.0.0.1:8080/get`, `example.com/a`,
+`[::1]:8080/`) is fetched over plain http://, as curl does; write https:// to get TLS. Blank lines and lines starting with
+'#' are skipped. -X, -H and -d are defaults for every line
 (a JSON line's own method, headers and body win); -d without -X means POST. Any other line that
 is not a valid request gives an `invalid_request` outcome and the run goes on.
 
 Output: one JSON object per request line, in completion order (input order with --ordered):
-  {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"attempts\":1,
-   \"bytes\":200,\"proxy\":null,\"error\":null}
-on failure \"status\":null and \"error\":{\"kind\":\"timeout\",\"message\":\"…\"}. URLs are redacted.
+  {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"wait_ms\":0.0,
+   \"attempts\":1,\"bytes\":200,\"version\":\"http/1.1\",\"proxy\":null,\"error\":null}
+version is the response's HTTP version: \"http/1.0\", \"http/1.1\", \"h2\" (\"h3\" later); null on failure.
+elapsed_ms is the whole outcome, from sending to the end of the body (or the failure), retries
+included; wait_ms is the part of it spent waiting rather than on the wire: for a per-host rate
+or a retry's rate token, a per-host slot, a proxy to recover, and retry backoff (waiting for a
+global --rate token or a -c slot before a request starts is not part of either).
+On failure \"status\":null and \"error\":{\"kind\":\"timeout\",\"message\":\"…\"}. URLs are redacted.
+--header-fields/--include-headers add \"headers\":{\"content-type\":\"…\"} (null on failure).
+--format csv writes a header row, then one row per outcome (RFC 4180 quoting, CRLF).
+--match-status/--filter-status drop lines, never outcomes: the summary and the exit status count
+every request, and with -o FILE the dropped ones are recorded in FILE.filtered as brief lines
+{\"index\":…,\"url\":…,\"status\":404,\"error\":null} so that --resume does not run them again.
 
 Progress (stderr): auto draws a bar on a terminal, prints a plain line every 2 s otherwise (also
-with -v), and shows nothing while the JSON lines scroll on the terminal. A summary (counts by
-status and error kind, req/s, p50/p90/p99 latency of the responses) ends the run; -q silences
+with -v), and shows nothing while the JSON lines scroll on the terminal. Its req/s is the rate
+of the last 5 s, and the ETA follows it (a slow tail of retries shows as a falling rate);
+\"in flight\" counts the requests on the wire, \"waiting\" those started but waiting for a
+per-host rate token or slot, a proxy, or a retry's backoff. A summary (counts by
+status and error kind with one example message per kind, how many requests were retried,
+req/s, p50/p90/p99 of the responses' time on the wire, elapsed_ms - wait_ms) ends the run; -q silences
 progress and summary (not errors or warnings).
 Logs: -v info, -vv debug, -vvv trace; with -v, RUST_LOG (when set) picks the filter instead.
 
@@ -39,7 +55,9 @@ removed first (FILE is rewritten to a temporary file and renamed over it, atomic
 requests run again. INPUT must be a file, the one of the first run: if the URL at an index
 differs from the one recorded in FILE, nothing runs and the exit status is 2. Each run appends
 its lines in its own order (--ordered orders them within the run): sort by \"index\" to read
-FILE in input order. Without FILE yet, the run starts from the beginning. The summary and the
+FILE in input order. Without FILE yet, the run starts from the beginning. Outcomes recorded in
+FILE.filtered (dropped by a status filter) count as done too, whatever the filters of the
+resumed run; --resume needs --format jsonl. The summary and the
 exit status cover this run's requests; the summary also says how many were skipped.
 
 Stopping: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the run the same way: no more input is read,
@@ -107,6 +125,15 @@ pub enum ProgressArg {
     None,
 }
 
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
 /// How requests pick a proxy of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProxyStrategyArg {
@@ -149,9 +176,42 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub save_bodies: Option<PathBuf>,
 
-    /// Outcomes in input order (default: completion order)
+    /// Output format: jsonl (one JSON object per line) or csv (a header row, then columns
+    /// index,url,status,elapsed_ms,wait_ms,bytes,attempts,error_kind,error, quoted as RFC 4180)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Jsonl, help_heading = "Output")]
+    pub format: FormatArg,
+
+    /// Write a line only for the responses with these statuses: codes and ranges
+    /// (`200,301`, `2xx`); failures (no status) are dropped too unless the list has `error`
+    #[arg(long, value_name = "LIST", value_parser = crate::filter::parse_statuses, help_heading = "Output")]
+    pub match_status: Option<crate::filter::StatusSet>,
+
+    /// Write no line for the responses with these statuses (`404`, `5xx`); failures are kept
+    /// unless the list has `error`. Dropped outcomes still count in the summary and the exit
+    /// status; with -o FILE they are recorded in FILE.filtered (see Resume below)
+    #[arg(long, value_name = "LIST", value_parser = crate::filter::parse_statuses, help_heading = "Output")]
+    pub filter_status: Option<crate::filter::StatusSet>,
+
+    /// Add "headers":{"name":"value",…} with these response headers (comma-separated,
+    /// case-insensitive; absent ones are left out, repeated ones joined with ", ")
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = header_name, help_heading = "Output")]
+    pub header_fields: Vec<http::HeaderName>,
+
+    /// Add "headers":{…} with every response header (names in lower case)
+    #[arg(long, conflicts_with = "header_fields", help_heading = "Output")]
+    pub include_headers: bool,
+
+    /// Outcomes in input order (default: completion order). Finished outcomes wait in
+    /// memory (bodies included) for the slower ones before them; up to --reorder-window of
+    /// them, then new requests wait too. The run is then no slower than unordered unless a
+    /// request is slower than the time the window takes to fill (--reorder-window / req/s)
     #[arg(long, help_heading = "Output")]
     pub ordered: bool,
+
+    /// With --ordered: how many requests may start past the oldest unfinished one (in flight
+    /// or finished and held back)
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = positive_usize, help_heading = "Output")]
+    pub reorder_window: usize,
 
     /// Keep the outcomes already in the -o FILE, run only the others and append their lines
     #[arg(long, requires = "output", help_heading = "Output")]
@@ -180,7 +240,9 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", value_parser = positive_usize, help_heading = "Limits")]
     pub per_host_concurrency: Option<usize>,
 
-    /// Requests per second, all hosts together, fractions allowed [default: off]
+    /// Requests per second, all hosts together, fractions allowed. It counts what reaches
+    /// the servers, hops not URLs: every retry and every redirect hop takes a token, so
+    /// URLs finish at a lower rate when some are retried or redirected [default: off]
     #[arg(long, value_name = "R", value_parser = positive_f64, help_heading = "Limits")]
     pub rate: Option<f64>,
 
@@ -188,7 +250,8 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = positive_u32, help_heading = "Limits")]
     pub burst: u32,
 
-    /// Requests per second to each host [default: off]
+    /// Requests per second to each host, fractions allowed; counts hops as --rate does
+    /// (retries and redirect hops take tokens) [default: off]
     #[arg(long, value_name = "R", value_parser = positive_f64, help_heading = "Limits")]
     pub per_host_rate: Option<f64>,
 
@@ -282,13 +345,20 @@ pub struct FetchArgs {
     #[arg(long, help_heading = "Behaviour")]
     pub no_redirects: bool,
 
-    /// No cookie jar (by default cookies set by responses are sent back)
+    /// No cookie jar. By default one jar is shared by the whole run: a cookie set by a
+    /// response goes with every later request to that site, whichever input line it comes
+    /// from (a session); --no-cookies sends none
     #[arg(long, help_heading = "Behaviour")]
     pub no_cookies: bool,
 
     /// HTTP/1.1 only (default: HTTP/2 when the server offers it over TLS)
     #[arg(long, help_heading = "Behaviour")]
     pub http1_only: bool,
+
+    /// Also trust the CA certificates of FILE (PEM, one or more), besides the built-in
+    /// roots, as curl's --cacert does (e.g. a private CA, a test server)
+    #[arg(long, value_name = "FILE", help_heading = "Behaviour")]
+    pub cacert: Option<PathBuf>,
 
     /// DANGEROUS: do not verify TLS certificates or host names
     #[arg(long, help_heading = "Behaviour")]
@@ -302,6 +372,11 @@ pub struct FetchArgs {
     /// No progress and no summary
     #[arg(short = 'q', long, help_heading = "Progress and logs")]
     pub quiet: bool,
+}
+
+fn header_name(s: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("`{s}` is not a header name"))
 }
 
 fn positive_usize(s: &str) -> Result<usize, String> {

@@ -36,6 +36,16 @@ pub fn read_data(arg: &str) -> Result<Bytes, String> {
     }
 }
 
+/// The certificates of `--cacert FILE`; the error names the file.
+pub fn read_cacert(path: &std::path::Path) -> Result<Vec<fastreq::Certificate>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read --cacert `{shown}`: {e}"))?;
+    fastreq::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        let why = e.message().map_or_else(|| e.to_string(), str::to_owned);
+        format!("--cacert `{shown}` is not a PEM certificate file: {why}")
+    })
+}
+
 /// `-X` and `-d`.
 pub fn defaults(args: &FetchArgs) -> Result<Defaults, String> {
     let method = match &args.method {
@@ -127,6 +137,11 @@ pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
     }
     if args.insecure_skip_tls_verify {
         b = b.danger_accept_invalid_certs(true);
+    }
+    if let Some(path) = &args.cacert {
+        for cert in read_cacert(path)? {
+            b = b.add_root_certificate(cert);
+        }
     }
     for h in &args.headers {
         let (name, value) = parse_header(h)?;

@@ -211,6 +211,43 @@ fn bare_message(e: &Error) -> String {
     }
 }
 
+/// `url` itself, or `http://` + `url` when it has no scheme, as curl does:
+/// `127.0.0.1:8080/get`, `example.com/a`, `[::1]:8080/` are plain-HTTP URLs. Only text
+/// that starts as a host does (a letter, a digit or `[`) and has no `:` before its path
+/// other than a port's is prefixed: `http:/x`, `mailto:a` or `user:pw@h` are left as they
+/// are (and refused with a clear error), so nothing of them moves into a path, where a
+/// password would no longer be recognised and redacted.
+fn with_scheme(url: String) -> String {
+    if needs_scheme(&url) {
+        format!("http://{url}")
+    } else {
+        url
+    }
+}
+
+fn needs_scheme(url: &str) -> bool {
+    let Some(first) = url.chars().next() else {
+        return false;
+    };
+    if url.contains("://") || url.contains(char::is_whitespace) {
+        return false;
+    }
+    if first == '[' {
+        return true;
+    }
+    if !first.is_ascii_alphanumeric() {
+        return false;
+    }
+    let authority = url.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    match authority.split_once(':') {
+        None => true,
+        Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
 /// The request for a line that is not skipped, or its `invalid_request` failure.
 pub fn parse_line(line: &Line, defaults: &Defaults) -> Result<Request<Body>, Failed> {
     if line.too_long {
@@ -231,9 +268,14 @@ pub fn parse_line(line: &Line, defaults: &Defaults) -> Result<Request<Body>, Fai
             Some(m) => Some(parse_method(m).map_err(|e| invalid(line.number, e, Some(&json.url)))?),
             None => None,
         };
-        (method, json.url, json.headers, json.body.map(Bytes::from))
+        (
+            method,
+            with_scheme(json.url),
+            json.headers,
+            json.body.map(Bytes::from),
+        )
     } else {
-        (None, text.to_owned(), BTreeMap::new(), None)
+        (None, with_scheme(text.to_owned()), BTreeMap::new(), None)
     };
     let body = body.or_else(|| defaults.body.clone());
     let method = method
@@ -494,6 +536,43 @@ http://a.test/3
         };
         let req = parse_line(&line(1, "http://a.test/"), &d).unwrap();
         assert_eq!(req.method(), Method::PUT);
+    }
+
+    #[test]
+    fn lines_without_a_scheme_are_http() {
+        let d = Defaults::default();
+        for (text, want) in [
+            ("127.0.0.1:8080/get", "http://127.0.0.1:8080/get"),
+            ("example.com/a?b=1", "http://example.com/a?b=1"),
+            ("example.com", "http://example.com/"),
+            ("localhost:3000", "http://localhost:3000/"),
+            ("https://a.test/x", "https://a.test/x"),
+            (r#"{"url":"a.test/j"}"#, "http://a.test/j"),
+        ] {
+            let req = parse_line(&line(1, text), &d).unwrap();
+            assert_eq!(req.uri(), want, "{text}");
+        }
+        // A scheme other than http(s) is still refused, not prefixed.
+        assert!(parse_line(&line(1, "ftp://a.test/"), &d).is_err());
+        assert_eq!(
+            parse_line(&line(1, "[::1]:8080/x"), &d).unwrap().uri(),
+            "http://[::1]:8080/x"
+        );
+        // Not host-like: left as it is, refused, and no password moves into a path.
+        for text in [
+            "http:/alice:s3cret@[::1/a",
+            "mailto:a@b.test",
+            "alice:s3cret@a.test/",
+            "a.test:/x",
+            "/just/a/path",
+            "-x",
+        ] {
+            let f = parse_line(&line(1, text), &d).unwrap_err();
+            assert_eq!(f.error.kind(), ErrorKind::InvalidRequest, "{text}");
+            let shown = format!("{} {:?}", f.error, f.url);
+            assert!(!shown.contains("s3cret"), "{text}: {shown}");
+            assert!(!shown.contains("http://http"), "{text}: {shown}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod args;
 mod client;
+mod filter;
 mod input;
 mod logging;
 mod output;

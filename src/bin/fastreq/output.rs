@@ -25,10 +25,14 @@ pub struct Record<'a> {
     pub status: Option<u16>,
     /// Milliseconds from sending to the end of the body (or to the failure).
     pub elapsed_ms: f64,
+    /// The part of `elapsed_ms` spent waiting (rate limits, slots, proxies, backoff).
+    pub wait_ms: f64,
     /// Attempts made (0 for an invalid line).
     pub attempts: u32,
     /// Body length (`null` on failure).
     pub bytes: Option<usize>,
+    /// HTTP version of the response: `http/1.1`, `h2`… (`null` on failure).
+    pub version: Option<&'static str>,
     /// Proxy used, password redacted (`null`: direct).
     pub proxy: Option<&'a str>,
     /// The failure, if any.
@@ -39,6 +43,69 @@ pub struct Record<'a> {
     /// With `--save-bodies`: the file the body was written to (`null` when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_file: Option<Option<String>>,
+    /// With `--header-fields` or `--include-headers`: response headers (`null` on failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Option<Headers<'a>>>,
+}
+
+/// `"headers": {"name": "value", …}`: the response headers named (all of them when
+/// `names` is `None`), in lower case; absent ones are left out, repeated ones joined with
+/// `", "`, values as lossy UTF-8. Nothing is copied: written straight from the header map.
+#[derive(Debug, Clone, Copy)]
+pub struct Headers<'a> {
+    /// The response headers.
+    pub map: &'a http::HeaderMap,
+    /// The names asked for (`None`: every one).
+    pub names: Option<&'a [http::HeaderName]>,
+}
+
+impl<'a> Headers<'a> {
+    /// Calls `f(name, values)` for each header written.
+    fn each(&self, mut f: impl FnMut(&'a str, http::header::GetAll<'a, http::HeaderValue>)) {
+        match self.names {
+            Some(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    // A name asked for twice is written once.
+                    if names[..i].contains(name) || !self.map.contains_key(name) {
+                        continue;
+                    }
+                    f(name.as_str(), self.map.get_all(name));
+                }
+            }
+            None => {
+                for name in self.map.keys() {
+                    f(name.as_str(), self.map.get_all(name));
+                }
+            }
+        }
+    }
+
+    /// Appends the values of one header joined with `", "`.
+    fn join(values: http::header::GetAll<'_, http::HeaderValue>, out: &mut String) {
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+    }
+}
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        let mut result = Ok(());
+        self.each(|name, values| {
+            if result.is_ok() {
+                let mut joined = String::new();
+                Headers::join(values, &mut joined);
+                result = map.serialize_entry(name, &joined);
+            }
+        });
+        result?;
+        map.end()
+    }
 }
 
 /// `"error": {"kind": …, "message": …}`.
@@ -48,6 +115,18 @@ pub struct ErrorRecord<'a> {
     pub kind: &'static str,
     /// Human-readable, URLs redacted.
     pub message: Cow<'a, str>,
+}
+
+/// The name of an HTTP version as ALPN spells it (`http/1.1`, `h2`, `h3`).
+pub fn version_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "http/0.9",
+        http::Version::HTTP_10 => "http/1.0",
+        http::Version::HTTP_11 => "http/1.1",
+        http::Version::HTTP_2 => "h2",
+        http::Version::HTTP_3 => "h3",
+        _ => "unknown",
+    }
 }
 
 /// Milliseconds with microsecond resolution.
@@ -65,12 +144,15 @@ impl<'a> Record<'a> {
             final_url: Some(Cow::Owned(fastreq::redact_url(f.final_url_str()))),
             status: Some(f.status().as_u16()),
             elapsed_ms: millis(f.elapsed()),
+            wait_ms: millis(f.wait()),
             attempts: f.attempts(),
             bytes: Some(f.body().len()),
+            version: Some(version_name(f.version())),
             proxy: sent.proxy.as_deref(),
             error: None,
             body: None,
             body_file: None,
+            headers: None,
         }
     }
 
@@ -82,8 +164,10 @@ impl<'a> Record<'a> {
             final_url: None,
             status: None,
             elapsed_ms: millis(failed.elapsed),
+            wait_ms: millis(failed.wait),
             attempts: failed.attempts,
             bytes: None,
+            version: None,
             proxy: failed.proxy.as_deref(),
             error: Some(ErrorRecord {
                 kind: failed.error.kind().as_str(),
@@ -91,6 +175,7 @@ impl<'a> Record<'a> {
             }),
             body: None,
             body_file: None,
+            headers: None,
         }
     }
 }
@@ -187,10 +272,14 @@ impl Record<'_> {
         // serde_json's own float format (shortest round-trip, `1.0` for whole numbers); a
         // number never fails to serialize.
         let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
+        out.extend_from_slice(b",\"wait_ms\":");
+        let _ = serde_json::to_writer(&mut *out, &self.wait_ms);
         out.extend_from_slice(b",\"attempts\":");
         json_uint(out, u64::from(self.attempts));
         out.extend_from_slice(b",\"bytes\":");
         json_opt_uint(out, self.bytes.map(|b| b as u64));
+        out.extend_from_slice(b",\"version\":");
+        json_opt_str(out, self.version);
         out.extend_from_slice(b",\"proxy\":");
         json_opt_str(out, self.proxy);
         out.extend_from_slice(b",\"error\":");
@@ -212,8 +301,121 @@ impl Record<'_> {
             out.extend_from_slice(b",\"body_file\":");
             json_opt_str(out, file.as_deref());
         }
+        if let Some(headers) = &self.headers {
+            out.extend_from_slice(b",\"headers\":");
+            match headers {
+                None => out.extend_from_slice(b"null"),
+                Some(h) => {
+                    out.push(b'{');
+                    let mut first = true;
+                    h.each(|name, values| {
+                        if !first {
+                            out.push(b',');
+                        }
+                        first = false;
+                        json_str(out, name);
+                        out.push(b':');
+                        let mut values = values.iter();
+                        match (values.next(), values.next()) {
+                            // One value (the usual case): written without a copy.
+                            (Some(v), None) => {
+                                json_str(out, &String::from_utf8_lossy(v.as_bytes()))
+                            }
+                            _ => {
+                                let mut joined = String::new();
+                                Headers::join(h.map.get_all(name), &mut joined);
+                                json_str(out, &joined);
+                            }
+                        }
+                    });
+                    out.push(b'}');
+                }
+            }
+        }
         out.push(b'}');
     }
+
+    /// Appends the brief JSON line recording an outcome that a status filter dropped, in
+    /// FILE.filtered for `--resume`: `{"index":…,"url":…,"status":…,"error":null}`, or
+    /// `"error":{"kind":…}` for a failure.
+    pub fn write_brief_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"index\":");
+        json_uint(out, self.index as u64);
+        out.extend_from_slice(b",\"url\":");
+        json_opt_str(out, self.url);
+        out.extend_from_slice(b",\"status\":");
+        json_opt_uint(out, self.status.map(u64::from));
+        out.extend_from_slice(b",\"error\":");
+        match &self.error {
+            None => out.extend_from_slice(b"null"),
+            Some(e) => {
+                out.extend_from_slice(b"{\"kind\":");
+                json_str(out, e.kind);
+                out.push(b'}');
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// Appends the record as one CSV row (no newline), columns [`CSV_HEADER`].
+    pub fn write_csv(&self, out: &mut Vec<u8>) {
+        json_uint(out, self.index as u64);
+        out.push(b',');
+        csv_str(out, self.url.unwrap_or(""));
+        out.push(b',');
+        if let Some(s) = self.status {
+            json_uint(out, u64::from(s));
+        }
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut *out, &self.wait_ms);
+        out.push(b',');
+        if let Some(b) = self.bytes {
+            json_uint(out, b as u64);
+        }
+        out.push(b',');
+        json_uint(out, u64::from(self.attempts));
+        out.push(b',');
+        if let Some(e) = &self.error {
+            out.extend_from_slice(e.kind.as_bytes());
+            out.push(b',');
+            csv_str(out, &e.message);
+        } else {
+            out.push(b',');
+        }
+    }
+}
+
+/// The header row of `--format csv`.
+pub const CSV_HEADER: &str = "index,url,status,elapsed_ms,wait_ms,bytes,attempts,error_kind,error";
+
+/// Appends `s` as a CSV field (RFC 4180): as is, or in double quotes (with `"` doubled)
+/// when it holds a comma, a quote or a line break.
+fn csv_str(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    for part in s.split('"').enumerate() {
+        if part.0 > 0 {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.extend_from_slice(part.1.as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// How [`Output`] writes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// [`Record::write_json`].
+    Json,
+    /// [`Record::write_csv`], after a header row.
+    Csv,
+    /// [`Record::write_brief_json`].
+    Brief,
 }
 
 /// Lines are sent to the writer thread in chunks of about this many bytes.
@@ -230,6 +432,7 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 /// [`write`](Output::write), [`flush`](Output::flush) or [`finish`](Output::finish).
 pub struct Output {
     chunk: Vec<u8>,
+    format: Format,
     tx: Option<mpsc::Sender<Vec<u8>>>,
     done: Option<oneshot::Receiver<std::io::Result<()>>>,
     error: Arc<Mutex<Option<std::io::Error>>>,
@@ -244,8 +447,15 @@ impl std::fmt::Debug for Output {
 }
 
 impl Output {
-    /// Lines to `sink`, written by a new thread.
+    /// JSON lines to `sink`, written by a new thread.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn new(sink: impl Write + Send + 'static) -> std::io::Result<Self> {
+        Self::with_format(sink, Format::Json)
+    }
+
+    /// Records in `format` to `sink`, written by a new thread (CSV starts with its header
+    /// row).
+    pub fn with_format(sink: impl Write + Send + 'static, format: Format) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
         let (done_tx, done) = oneshot::channel();
         let error = Arc::new(Mutex::new(None));
@@ -267,8 +477,14 @@ impl Output {
                 drop(rx);
                 let _ = done_tx.send(result);
             })?;
+        let mut chunk = Vec::with_capacity(BATCH + 1024);
+        if format == Format::Csv {
+            chunk.extend_from_slice(CSV_HEADER.as_bytes());
+            chunk.extend_from_slice(b"\r\n");
+        }
         Ok(Output {
-            chunk: Vec::with_capacity(BATCH + 1024),
+            chunk,
+            format,
             tx: Some(tx),
             done: Some(done),
             error,
@@ -277,7 +493,15 @@ impl Output {
 
     /// Writes one record and a newline (buffered).
     pub async fn write(&mut self, record: &Record<'_>) -> std::io::Result<()> {
-        record.write_json(&mut self.chunk);
+        match self.format {
+            Format::Json => record.write_json(&mut self.chunk),
+            Format::Csv => record.write_csv(&mut self.chunk),
+            Format::Brief => record.write_brief_json(&mut self.chunk),
+        }
+        if self.format == Format::Csv {
+            // RFC 4180 rows end in CRLF.
+            self.chunk.push(b'\r');
+        }
         self.chunk.push(b'\n');
         if self.chunk.len() >= BATCH {
             self.send().await?;
@@ -335,12 +559,13 @@ mod tests {
             url: Some("http://a.test/?token=REDACTED".into()),
             proxy: None,
             elapsed: Duration::from_micros(1_700),
+            wait: Duration::ZERO,
             attempts: 2,
         };
         let json = serde_json::to_string(&Record::failed(3, &failed)).unwrap();
         assert_eq!(
             json,
-            r#"{"index":3,"url":"http://a.test/?token=REDACTED","final_url":null,"status":null,"elapsed_ms":1.7,"attempts":2,"bytes":null,"proxy":null,"error":{"kind":"timeout","message":"timed out: headers took longer than 1s"}}"#
+            r#"{"index":3,"url":"http://a.test/?token=REDACTED","final_url":null,"status":null,"elapsed_ms":1.7,"wait_ms":0.0,"attempts":2,"bytes":null,"version":null,"proxy":null,"error":{"kind":"timeout","message":"timed out: headers took longer than 1s"}}"#
         );
         let mut r = Record::failed(3, &failed);
         r.body = Some(None);
@@ -428,6 +653,84 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     }
 
+    #[test]
+    fn headers_match_serde_json() {
+        let mut map = http::HeaderMap::new();
+        map.insert("content-type", "text/plain".parse().unwrap());
+        map.append("set-cookie", "a=1".parse().unwrap());
+        map.append("set-cookie", "b=\"2\"".parse().unwrap());
+        map.insert("x-bin", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let failed = Failed::unsent(Error::new(ErrorKind::InvalidRequest), None);
+        let names: Vec<http::HeaderName> = ["location", "set-cookie", "content-type", "set-cookie"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let mut cases = Vec::new();
+        for names in [None, Some(&names[..]), Some(&[][..])] {
+            let mut r = Record::failed(0, &failed);
+            r.headers = Some(Some(Headers { map: &map, names }));
+            cases.push(r);
+        }
+        let mut r = Record::failed(1, &failed);
+        r.headers = Some(None);
+        cases.push(r);
+        for record in &cases {
+            let mut mine = Vec::new();
+            record.write_json(&mut mine);
+            assert_eq!(
+                String::from_utf8_lossy(&mine),
+                serde_json::to_string(record).unwrap()
+            );
+        }
+        let mut line = Vec::new();
+        cases[1].write_json(&mut line);
+        let back: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            back["headers"],
+            serde_json::json!({"set-cookie": "a=1, b=\"2\"", "content-type": "text/plain"})
+        );
+        let mut line = Vec::new();
+        cases[0].write_json(&mut line);
+        let back: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back["headers"]["x-bin"], "caf\u{fffd}");
+    }
+
+    #[test]
+    fn csv_rows_quote_as_rfc_4180() {
+        let failed = Failed {
+            error: Error::new(ErrorKind::Timeout).with_message("took \"long\", then\nmore"),
+            url: Some("http://a.test/?q=1,2".into()),
+            proxy: None,
+            elapsed: Duration::from_micros(1_700),
+            wait: Duration::ZERO,
+            attempts: 2,
+        };
+        let mut row = Vec::new();
+        Record::failed(3, &failed).write_csv(&mut row);
+        assert_eq!(
+            String::from_utf8(row).unwrap(),
+            "3,\"http://a.test/?q=1,2\",,1.7,0.0,,2,timeout,\"timed out: took \"\"long\"\", then\nmore\""
+        );
+        let mut r = Record::failed(4, &failed);
+        r.error = None;
+        r.status = Some(200);
+        r.bytes = Some(10);
+        r.url = Some("http://a.test/plain");
+        let mut row = Vec::new();
+        r.write_csv(&mut row);
+        assert_eq!(
+            String::from_utf8(row).unwrap(),
+            "4,http://a.test/plain,200,1.7,0.0,10,2,,"
+        );
+        assert_eq!(CSV_HEADER.split(',').count(), 9);
+        let mut brief = Vec::new();
+        Record::failed(5, &failed).write_brief_json(&mut brief);
+        assert_eq!(
+            String::from_utf8(brief).unwrap(),
+            r#"{"index":5,"url":"http://a.test/?q=1,2","status":null,"error":{"kind":"timeout"}}"#
+        );
+    }
+
     /// The hand-written JSON is byte for byte what serde_json writes, escapes included.
     #[test]
     fn json_lines_match_serde_json_and_escape() {
@@ -437,6 +740,7 @@ mod tests {
             url: Some(nasty.into()),
             proxy: Some("http://p.test:8080 \"x\"".into()),
             elapsed: Duration::from_nanos(1_234_567_891),
+            wait: Duration::from_nanos(234_567_891),
             attempts: 3,
         };
         let mut cases = vec![
@@ -456,6 +760,7 @@ mod tests {
         r.error = None;
         r.status = Some(200);
         r.bytes = Some(0);
+        r.version = Some(version_name(http::Version::HTTP_2));
         r.final_url = Some(Cow::Borrowed("https://h.test/ü?x=\u{1b}"));
         r.elapsed_ms = 1e-3;
         cases.push(r);

@@ -196,6 +196,46 @@ impl Scan {
     pub fn failed(&self) -> u64 {
         self.any.len() - self.ok.len()
     }
+
+    /// Adds the outcomes of `other` (FILE.filtered) to these (FILE); the fields about the
+    /// file itself (`keep`, `torn`, `needs_newline`) stay this file's.
+    fn merge(&mut self, other: &Scan) {
+        for (i, w) in other.any.words.iter().enumerate() {
+            let mut w = *w;
+            while w != 0 {
+                let bit = w.trailing_zeros() as usize;
+                w &= w - 1;
+                if !self.any.insert(i * 64 + bit) {
+                    self.duplicates += 1;
+                }
+            }
+        }
+        for (i, w) in other.ok.words.iter().enumerate() {
+            if self.ok.words.len() <= i {
+                self.ok.words.resize(i + 1, 0);
+            }
+            self.ok.words[i] |= w;
+        }
+        if self.sums.len() < other.sums.len() {
+            self.sums.resize(other.sums.len(), 0);
+        }
+        for (mine, theirs) in self.sums.iter_mut().zip(&other.sums) {
+            *mine = mine.wrapping_add(*theirs);
+        }
+        self.duplicates += other.duplicates;
+        self.beyond = match (self.beyond, other.beyond) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Where the outcomes that `--match-status` or `--filter-status` dropped are recorded for
+/// `--resume` when the output is FILE: FILE.filtered, one brief JSON line each.
+pub fn filtered_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".filtered");
+    PathBuf::from(name)
 }
 
 /// Reads the output `path` back; `Ok(None)` when it does not exist. Indexes of `limit`
@@ -494,6 +534,8 @@ pub struct Resumed {
     pub file: File,
     /// The indexes not to run again (`None`: a fresh output).
     pub skip: Option<Arc<Bits>>,
+    /// FILE.filtered, open for appending, when it exists (and FILE too).
+    pub filtered: Option<File>,
 }
 
 /// `--resume`: reads back `output`, checks it against `input`, and opens it for appending.
@@ -515,14 +557,18 @@ pub async fn open(
         ));
     }
     let limit = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    let scan = {
+    let side_path = filtered_path(output);
+    let (scan, side) = {
         let output = output.to_owned();
-        tokio::task::spawn_blocking(move || scan(&output, limit))
-            .await
-            .map_err(|e| format!("--resume: reading the output failed: {e}"))??
+        let side_path = side_path.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, String>((scan(&output, limit)?, scan(&side_path, limit)?))
+        })
+        .await
+        .map_err(|e| format!("--resume: reading the output failed: {e}"))??
     };
     let shown = output.display();
-    let Some(scan) = scan else {
+    let Some(mut scan) = scan else {
         if !quiet {
             crate::say(&format!(
                 "fastreq: --resume: `{shown}` does not exist yet: starting from the beginning"
@@ -530,26 +576,47 @@ pub async fn open(
         }
         let file =
             File::create(output).map_err(|e| format!("cannot create output `{shown}`: {e}"))?;
-        return Ok(Resumed { file, skip: None });
+        // A FILE.filtered left without its FILE belongs to another run.
+        let _ = std::fs::remove_file(&side_path);
+        return Ok(Resumed {
+            file,
+            skip: None,
+            filtered: None,
+        });
     };
-    verify(&scan, output, input, defaults).await?;
-    if let Some(line) = scan.torn {
-        crate::say(&format!(
-            "fastreq: warning: --resume: the last line of `{shown}` (line {line}) is incomplete, \
-             as a crash leaves it: it is removed and its request runs again"
-        ));
+    if let Some(side) = &side {
+        scan.merge(side);
     }
-    let (file, scan) = {
+    verify(&scan, output, input, defaults).await?;
+    for (path, s) in [(output, Some(&scan)), (side_path.as_path(), side.as_ref())] {
+        if let Some(line) = s.and_then(|s| s.torn) {
+            crate::say(&format!(
+                "fastreq: warning: --resume: the last line of `{}` (line {line}) is incomplete, \
+                 as a crash leaves it: it is removed and its request runs again",
+                path.display()
+            ));
+        }
+    }
+    let (file, filtered, scan) = {
         let output = output.to_owned();
-        tokio::task::spawn_blocking(move || (prepare(&output, &scan, retry_failed), scan))
-            .await
-            .map_err(|e| format!("--resume: preparing the output failed: {e}"))?
+        let side_path = side_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = prepare(&output, &scan, retry_failed);
+            let filtered = side.map(|side| prepare(&side_path, &side, retry_failed));
+            (file, filtered, scan)
+        })
+        .await
+        .map_err(|e| format!("--resume: preparing the output failed: {e}"))?
     };
     let file = file.map_err(|e| format!("--resume: cannot prepare output `{shown}`: {e}"))?;
+    let filtered = filtered
+        .transpose()
+        .map_err(|e| format!("--resume: cannot prepare `{}`: {e}", side_path.display()))?;
     let skip = if retry_failed { scan.ok } else { scan.any };
     Ok(Resumed {
         file,
         skip: Some(Arc::new(skip)),
+        filtered,
     })
 }
 

@@ -14,8 +14,10 @@ use tokio::io::BufReader;
 use tokio::sync::{mpsc, watch};
 
 use crate::args::FetchArgs;
+use crate::args::FormatArg;
+use crate::filter::Filter;
 use crate::input::{self, Defaults, ReadError};
-use crate::output::{save_body, Output, Record};
+use crate::output::{save_body, Format, Headers, Output, Record};
 use crate::progress::{self, Mode, Reporter, UNKNOWN};
 use crate::resume::{self, Bits};
 use crate::service::{stopped, NoResponse, Sent, Timed};
@@ -43,6 +45,7 @@ struct Job {
     input_path: Option<PathBuf>,
     sink: Sink,
     ordered: bool,
+    reorder_window: usize,
     mode: Mode,
     quiet: bool,
     /// `--resume`: the indexes whose outcome the output already has.
@@ -57,6 +60,12 @@ struct Sink {
     save_dir: Option<PathBuf>,
     include_body: bool,
     save_failed: bool,
+    /// `--match-status`, `--filter-status`.
+    filter: Filter,
+    /// With -o FILE and a filter: FILE.filtered, the brief lines of the dropped outcomes.
+    filtered: Option<Output>,
+    /// `--include-headers`: `Some(None)`; `--header-fields`: `Some(Some(names))`.
+    headers: Option<Option<Vec<http::HeaderName>>>,
 }
 
 /// Runs `fastreq fetch`; returns the exit status.
@@ -114,9 +123,26 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
         );
     }
     let (reader, input_path) = open_input(args.input.as_deref(), args.quiet).await?;
+    let csv = args.format == FormatArg::Csv;
+    if csv && (args.include_body || args.include_headers || !args.header_fields.is_empty()) {
+        return Err(
+            "--format csv has no body or headers columns: --include-body, --include-headers \
+             and --header-fields need --format jsonl"
+                .into(),
+        );
+    }
+    if csv && args.resume {
+        return Err("--resume reads back JSON lines: it needs --format jsonl".into());
+    }
+    let format = if csv { Format::Csv } else { Format::Json };
+    let filter = Filter {
+        keep: args.match_status.clone(),
+        drop: args.filter_status.clone(),
+    };
     let mut skip = None;
+    let mut filtered = None;
     let output = match &args.output {
-        None => Output::new(std::io::stdout()),
+        None => Output::with_format(std::io::stdout(), format),
         Some(p) => {
             if let (Some(input), Ok(out)) = (&input_path, std::fs::canonicalize(p)) {
                 if std::fs::canonicalize(input).is_ok_and(|i| i == out) {
@@ -131,15 +157,35 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
                     let resumed =
                         resume::open(p, input, &defaults, args.retry_failed, args.quiet).await?;
                     skip = resumed.skip;
+                    filtered = resumed.filtered;
                     resumed.file
                 }
                 _ => std::fs::File::create(p)
                     .map_err(|e| format!("cannot create output `{}`: {e}", p.display()))?,
             };
-            Output::new(file)
+            let side = resume::filtered_path(p);
+            if filter.is_active() && !csv {
+                if filtered.is_none() {
+                    filtered = Some(
+                        std::fs::File::create(&side)
+                            .map_err(|e| format!("cannot create `{}`: {e}", side.display()))?,
+                    );
+                }
+            } else if !args.resume {
+                // Left by an earlier run into this FILE: not this one's.
+                let _ = std::fs::remove_file(&side);
+            }
+            Output::with_format(file, format)
         }
     }
     .map_err(|e| format!("cannot start the output thread: {e}"))?;
+    let filtered = match filtered {
+        Some(file) if filter.is_active() => Some(
+            Output::with_format(file, Format::Brief)
+                .map_err(|e| format!("cannot start the output thread: {e}"))?,
+        ),
+        _ => None,
+    };
     if let Some(dir) = &args.save_bodies {
         tokio::fs::create_dir_all(dir).await.map_err(|e| {
             format!(
@@ -178,8 +224,18 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
             save_dir: args.save_bodies,
             include_body: args.include_body,
             save_failed: false,
+            filter,
+            filtered,
+            headers: if args.include_headers {
+                Some(None)
+            } else if !args.header_fields.is_empty() {
+                Some(Some(args.header_fields))
+            } else {
+                None
+            },
         },
         ordered: args.ordered,
+        reorder_window: args.reorder_window,
         mode,
         quiet: args.quiet,
         skip,
@@ -226,6 +282,7 @@ impl Job {
             input_path,
             mut sink,
             ordered,
+            reorder_window,
             mode,
             quiet,
             skip,
@@ -242,10 +299,17 @@ impl Job {
         });
         let requests = input::requests(reader, defaults, read_error.clone(), skip)
             .take_until(stopped(stop_rx.clone()));
-        let service = Timed::new(fastreq::Fetch::new(client.clone()), stop_rx);
+        let waiting = Arc::new(AtomicU64::new(0));
+        let service = Timed::new(
+            fastreq::Fetch::new(client.clone()),
+            stop_rx,
+            waiting.clone(),
+        );
         let mut outcomes = fastreq::fan_out_stream(service, requests).limit(client.fan_out_limit());
         if ordered {
-            outcomes = outcomes.ordered();
+            // Behind a slow head, requests go on starting up to the window (not only up to
+            // the fan-out limit): see --ordered.
+            outcomes = outcomes.ordered().reorder_window(reorder_window);
         }
 
         let total = Arc::new(AtomicU64::new(UNKNOWN));
@@ -260,6 +324,7 @@ impl Job {
             outcomes.progress(),
             total,
             skipped,
+            waiting,
             started,
         ));
 
@@ -294,6 +359,11 @@ impl Job {
                     if let Err(e) = sink.output.flush().await {
                         break End::write_failed(e);
                     }
+                    if let Some(filtered) = &mut sink.filtered {
+                        if let Err(e) = filtered.flush().await {
+                            break End::write_failed(e);
+                        }
+                    }
                 }
             }
         };
@@ -321,7 +391,7 @@ impl Job {
                 crate::say(&format!("fastreq: error: cannot write output: {e}"));
                 code = EXIT_FAILED;
             }
-            End::Done => match sink.output.finish().await {
+            End::Done => match finish_outputs(&mut sink).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => closed = true,
                 Err(e) => {
@@ -353,7 +423,24 @@ impl Job {
     }
 }
 
+/// Finishes the output, then FILE.filtered.
+async fn finish_outputs(sink: &mut Sink) -> std::io::Result<()> {
+    sink.output.finish().await?;
+    if let Some(filtered) = &mut sink.filtered {
+        filtered.finish().await?;
+    }
+    Ok(())
+}
+
 impl Sink {
+    /// Records an outcome a status filter dropped: a brief line in FILE.filtered, if any.
+    async fn drop_line(&mut self, record: &Record<'_>) -> std::io::Result<()> {
+        match &mut self.filtered {
+            Some(out) => out.write(record).await,
+            None => Ok(()),
+        }
+    }
+
     async fn write(
         &mut self,
         outcome: Outcome<Sent, NoResponse>,
@@ -363,8 +450,24 @@ impl Sink {
         match outcome.result {
             Ok(sent) => {
                 let fetched = &sent.fetched;
-                summary.response(fetched.status().as_u16(), fetched.elapsed());
+                let status = fetched.status().as_u16();
+                // Percentiles of the time on the wire: waits (rate limits, slots, backoff) are
+                // queueing, not latency.
+                summary.response(
+                    status,
+                    fetched.elapsed().saturating_sub(fetched.wait()),
+                    fetched.attempts(),
+                );
+                if !self.filter.keeps(Some(status)) {
+                    return self.drop_line(&Record::sent(index, &sent)).await;
+                }
                 let mut record = Record::sent(index, &sent);
+                if let Some(names) = &self.headers {
+                    record.headers = Some(Some(Headers {
+                        map: fetched.headers(),
+                        names: names.as_deref(),
+                    }));
+                }
                 if self.include_body {
                     record.body = Some(Some(String::from_utf8_lossy(fetched.body())));
                 }
@@ -384,8 +487,16 @@ impl Sink {
             }
             Err(NoResponse::Failed(failed)) => {
                 tracing::debug!(index, error = %failed.error, "request failed");
-                summary.failure(failed.error.kind().as_str());
+                summary.failure(failed.error.kind().as_str(), failed.attempts, || {
+                    failed.error.to_string()
+                });
+                if !self.filter.keeps(None) {
+                    return self.drop_line(&Record::failed(index, &failed)).await;
+                }
                 let mut record = Record::failed(index, &failed);
+                if self.headers.is_some() {
+                    record.headers = Some(None);
+                }
                 if self.include_body {
                     record.body = Some(None);
                 }

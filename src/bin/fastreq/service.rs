@@ -4,9 +4,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use fastreq::ext::WaitTime;
 use fastreq::{Body, Error, Fetched};
 use http::Request;
 use tokio::sync::watch;
@@ -34,6 +37,8 @@ pub struct Failed {
     pub proxy: Option<String>,
     /// Time from sending to the failure (zero when never sent).
     pub elapsed: Duration,
+    /// The part of `elapsed` spent waiting (rate limits, slots, proxies, backoff).
+    pub wait: Duration,
     /// Attempts made (0 when never sent).
     pub attempts: u32,
 }
@@ -46,6 +51,7 @@ impl Failed {
             url,
             proxy: None,
             elapsed: Duration::ZERO,
+            wait: Duration::ZERO,
             attempts: 0,
         }
     }
@@ -96,12 +102,18 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
 pub struct Timed<S> {
     inner: S,
     stop: watch::Receiver<bool>,
+    /// How many requests are waiting now (rate, slot, proxy, backoff), for the progress.
+    waiting: Arc<AtomicU64>,
 }
 
 impl<S> Timed<S> {
-    /// Wraps `inner`; `stop` cancels.
-    pub fn new(inner: S, stop: watch::Receiver<bool>) -> Self {
-        Timed { inner, stop }
+    /// Wraps `inner`; `stop` cancels; `waiting` counts the requests waiting now.
+    pub fn new(inner: S, stop: watch::Receiver<bool>, waiting: Arc<AtomicU64>) -> Self {
+        Timed {
+            inner,
+            stop,
+            waiting,
+        }
     }
 
     fn is_stopped(&self) -> bool {
@@ -130,11 +142,14 @@ where
             .map_err(|e| NoResponse::Failed(e.into()))
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         if self.is_stopped() {
             return Box::pin(std::future::ready(Err(NoResponse::Cancelled)));
         }
         let url = request_url(&req);
+        // Filled by the layers that make the request wait; read back for "wait_ms".
+        let wait = WaitTime::with_gauge(self.waiting.clone());
+        req.extensions_mut().insert(wait.clone());
         let started = Instant::now();
         let fut = self.inner.call(req);
         let stop = self.stop.clone();
@@ -159,6 +174,7 @@ where
                     error,
                     url: Some(url),
                     elapsed: started.elapsed(),
+                    wait: wait.get(),
                 })),
             }
         })

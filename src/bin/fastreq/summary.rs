@@ -138,23 +138,35 @@ pub struct Summary {
     pub failures: u64,
     /// `--resume`: inputs whose outcome the output already had.
     pub skipped: u64,
+    /// Outcomes that took more than one attempt (responses and failures).
+    pub retried: u64,
     statuses: StatusCounts,
-    errors: BTreeMap<&'static str, u64>,
+    /// Count and the first message of each error kind.
+    errors: BTreeMap<&'static str, (u64, String)>,
     latency: Histogram,
 }
 
+/// Longest example error message shown, in characters.
+const EXAMPLE_CHARS: usize = 160;
+
 impl Summary {
-    /// Records a response.
-    pub fn response(&mut self, status: u16, elapsed: Duration) {
+    /// Records a response after `attempts`.
+    pub fn response(&mut self, status: u16, elapsed: Duration, attempts: u32) {
         self.responses += 1;
+        self.retried += u64::from(attempts > 1);
         self.statuses.add(status);
         self.latency.record(elapsed);
     }
 
-    /// Records a failure of kind `kind` (snake case).
-    pub fn failure(&mut self, kind: &'static str) {
+    /// Records a failure of kind `kind` (snake case) after `attempts`; `message` is called
+    /// for the first failure of each kind only (the summary's example).
+    pub fn failure(&mut self, kind: &'static str, attempts: u32, message: impl FnOnce() -> String) {
         self.failures += 1;
-        *self.errors.entry(kind).or_default() += 1;
+        self.retried += u64::from(attempts > 1);
+        self.errors
+            .entry(kind)
+            .and_modify(|(n, _)| *n += 1)
+            .or_insert_with(|| (1, message()));
     }
 
     /// All outcomes of this run (not the skipped ones).
@@ -188,6 +200,9 @@ impl Summary {
         if self.skipped > 0 {
             let _ = write!(s, "; {} skipped (already in the output)", self.skipped);
         }
+        if self.retried > 0 {
+            let _ = write!(s, "; {} retried", self.retried);
+        }
         s.push('\n');
         if !self.statuses.is_empty() {
             s.push_str("  status:");
@@ -198,10 +213,19 @@ impl Summary {
         }
         if !self.errors.is_empty() {
             s.push_str("  errors:");
-            for (kind, n) in &self.errors {
+            for (kind, (n, _)) in &self.errors {
                 let _ = write!(s, " {kind}={n}");
             }
             s.push('\n');
+            for (kind, (_, example)) in &self.errors {
+                let _ = write!(s, "    {kind}, e.g.: ");
+                let mut chars = example.chars();
+                s.extend(chars.by_ref().take(EXAMPLE_CHARS));
+                if chars.next().is_some() {
+                    s.push('…');
+                }
+                s.push('\n');
+            }
         }
         if let (Some(p50), Some(p90), Some(p99)) = (
             self.latency.quantile_ms(0.50),
@@ -210,7 +234,7 @@ impl Summary {
         ) {
             let _ = writeln!(
                 s,
-                "  latency (responses): p50={} p90={} p99={}",
+                "  latency (responses, on the wire): p50={} p90={} p99={}",
                 ms(p50),
                 ms(p90),
                 ms(p99)
@@ -272,11 +296,11 @@ mod tests {
     #[test]
     fn render_counts() {
         let mut s = Summary::default();
-        s.response(200, Duration::from_millis(10));
-        s.response(200, Duration::from_millis(20));
-        s.response(404, Duration::from_millis(5));
-        s.failure("timeout");
-        s.failure("invalid_request");
+        s.response(200, Duration::from_millis(10), 1);
+        s.response(200, Duration::from_millis(20), 1);
+        s.response(404, Duration::from_millis(5), 1);
+        s.failure("timeout", 1, || "timed out: 1".into());
+        s.failure("invalid_request", 0, || "bad line".into());
         let text = s.render(Duration::from_secs(2), None);
         assert!(
             text.starts_with("fastreq: 5 requests in 2.00 s (2.5 req/s): 3 responses, 2 failed\n"),
@@ -288,6 +312,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("p50=10.0ms"), "{text}");
+        assert!(
+            text.contains(
+                "\n    invalid_request, e.g.: bad line\n    timeout, e.g.: timed out: 1\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("retried"), "{text}");
+        let mut r = Summary::default();
+        r.response(200, Duration::from_millis(1), 3);
+        r.failure("timeout", 4, || "timed out: first".into());
+        r.failure("timeout", 4, || unreachable!("one example per kind"));
+        r.failure("connect", 1, || "x".repeat(500));
+        let text = r.render(Duration::from_secs(1), None);
+        assert!(
+            text.starts_with(
+                "fastreq: 4 requests in 1.00 s (4.0 req/s): 1 responses, 3 failed; 3 retried\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("timeout, e.g.: timed out: first\n"), "{text}");
+        assert!(
+            text.contains(&format!("connect, e.g.: {}…\n", "x".repeat(160))),
+            "{text}"
+        );
         assert!(s
             .render(Duration::ZERO, Some("interrupted by SIGTERM"))
             .starts_with("fastreq: interrupted by SIGTERM after 5 requests"));
