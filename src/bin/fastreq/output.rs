@@ -249,6 +249,15 @@ fn json_uint(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// Appends milliseconds as serde_json writes an `f64`; the usual zero without formatting.
+fn json_ms(out: &mut Vec<u8>, ms: f64) {
+    if ms == 0.0 && ms.is_sign_positive() {
+        out.extend_from_slice(b"0.0");
+    } else {
+        let _ = serde_json::to_writer(&mut *out, &ms);
+    }
+}
+
 fn json_opt_uint(out: &mut Vec<u8>, n: Option<u64>) {
     match n {
         Some(n) => json_uint(out, n),
@@ -273,7 +282,7 @@ impl Record<'_> {
         // number never fails to serialize.
         let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
         out.extend_from_slice(b",\"wait_ms\":");
-        let _ = serde_json::to_writer(&mut *out, &self.wait_ms);
+        json_ms(out, self.wait_ms);
         out.extend_from_slice(b",\"attempts\":");
         json_uint(out, u64::from(self.attempts));
         out.extend_from_slice(b",\"bytes\":");
@@ -369,7 +378,7 @@ impl Record<'_> {
         out.push(b',');
         let _ = serde_json::to_writer(&mut *out, &self.elapsed_ms);
         out.push(b',');
-        let _ = serde_json::to_writer(&mut *out, &self.wait_ms);
+        json_ms(out, self.wait_ms);
         out.push(b',');
         if let Some(b) = self.bytes {
             json_uint(out, b as u64);
