@@ -246,7 +246,7 @@ async fn serve(
                 let n = served.fetch_add(1, Relaxed) + 1;
                 async move {
                     let mut resp = Response::new(Full::new(Bytes::from_static(BODY)));
-                    if close_every > 0 && n % close_every == 0 {
+                    if close_every > 0 && n.is_multiple_of(close_every) {
                         resp.headers_mut().insert(
                             http::header::CONNECTION,
                             http::HeaderValue::from_static("close"),

@@ -60,7 +60,7 @@ fn request_for(i: usize, server: &str, closed: &str) -> fastreq::RequestBuilder 
     };
     let req = fastreq::get(url).timeout(Duration::from_millis(500));
     // One request in five goes through the proxy pool; the rest go direct.
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         req
     } else {
         req.no_proxy()

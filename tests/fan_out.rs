@@ -242,7 +242,7 @@ impl Service<Request<Body>> for Flaky {
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.polls += 1;
-        if self.polls % 2 == 0 {
+        if self.polls.is_multiple_of(2) {
             Poll::Ready(Err(
                 Error::new(ErrorKind::RateLimiter).with_message("store down")
             ))

@@ -74,7 +74,7 @@ async fn ten_thousand_distinct_proxies_keep_clients_sockets_and_memory_flat() {
                 backend.proxy_clients() <= MAX_CLIENTS,
                 "{done}: too many clients"
             );
-            if done % 1_000 == 0 {
+            if done.is_multiple_of(1_000) {
                 fds_seen.push(open_fds());
                 if done == 2_000 {
                     rss_at_2k = rss_kib();

@@ -149,13 +149,13 @@ pub fn plan(index: usize) -> Plan {
         925..965 => Fault::H2Refused,
         _ => Fault::GoAway,
     };
-    let post = (r >> 20) % 5 == 0;
+    let post = (r >> 20).is_multiple_of(5);
     // One failure then success, or failing every time (one in four).
     let fails = match fault {
         Fault::Ok | Fault::H2Ok | Fault::GoAway => 0,
         Fault::SlowDrip | Fault::RetryAfterHuge | Fault::Refused => ALWAYS,
         Fault::RetryAfterDate => 1,
-        _ if (r >> 32) % 4 == 0 => ALWAYS,
+        _ if (r >> 32).is_multiple_of(4) => ALWAYS,
         _ => 1,
     };
     Plan {
