@@ -570,3 +570,51 @@ async fn http_urls_still_go_over_tcp() {
     assert_eq!(backend.http3_connections(), 0);
     assert_eq!(h3.connections(), 0);
 }
+
+/// The CLI's `--http3`: a line fetched over QUIC says `"version":"h3"`.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_fetches_over_http3() {
+    let server = H3Server::start();
+    let dir = std::env::temp_dir().join(format!("fastreq-h3-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, format!("{}\n", server.url("/hello"))).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastreq"))
+        .args([
+            "fetch",
+            "--http3",
+            "--insecure-skip-tls-verify",
+            "-q",
+            "--progress",
+            "none",
+        ])
+        .arg(&input)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the CLI finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#""status":200"#), "{stdout}");
+    assert!(stdout.contains(r#""version":"h3""#), "{stdout}");
+    assert_eq!(server.connections(), 1);
+
+    let clash = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastreq"))
+        .args(["fetch", "--http3", "--http1-only"])
+        .arg(&input)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        clash.status.code(),
+        Some(2),
+        "--http3 with --http1-only is a usage error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

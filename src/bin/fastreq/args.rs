@@ -25,7 +25,7 @@ is not a valid request gives an `invalid_request` outcome and the run goes on.
 Output: one JSON object per request line, in completion order (input order with --ordered):
   {\"index\":0,\"url\":\"…\",\"final_url\":\"…\",\"status\":200,\"elapsed_ms\":1.7,\"wait_ms\":0.0,
    \"attempts\":1,\"bytes\":200,\"version\":\"http/1.1\",\"proxy\":null,\"error\":null}
-version is the response's HTTP version: \"http/1.0\", \"http/1.1\", \"h2\" (\"h3\" later); null on failure.
+version is the response's HTTP version: \"http/1.0\", \"http/1.1\", \"h2\", \"h3\" (--http3); null on failure.
 elapsed_ms is the whole outcome, from sending to the end of the body (or the failure), retries
 included; wait_ms is the part of it spent waiting rather than on the wire: for a per-host rate
 or a retry's rate token, a per-host slot, a proxy to recover, and retry backoff (waiting for a
@@ -354,6 +354,12 @@ pub struct FetchArgs {
     /// HTTP/1.1 only (default: HTTP/2 when the server offers it over TLS)
     #[arg(long, help_heading = "Behaviour")]
     pub http1_only: bool,
+
+    /// HTTP/3 over QUIC for https:// URLs, with prior knowledge: the servers must speak h3
+    /// (UDP); http:// URLs still go over TCP, and proxies cannot carry QUIC (an https://
+    /// URL through --proxies fails with a config error). Lines show "version":"h3"
+    #[arg(long, help_heading = "Behaviour", conflicts_with = "http1_only")]
+    pub http3: bool,
 
     /// Also trust the CA certificates of FILE (PEM, one or more), besides the built-in
     /// roots, as curl's --cacert does (e.g. a private CA, a test server)

@@ -135,6 +135,9 @@ pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
     if args.http1_only {
         b = b.http1_only();
     }
+    if args.http3 {
+        b = b.http3();
+    }
     if args.insecure_skip_tls_verify {
         b = b.danger_accept_invalid_certs(true);
     }
