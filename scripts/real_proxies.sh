@@ -41,10 +41,14 @@ trap cleanup EXIT
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ports below the kernel's ephemeral range, so that no client socket of another process
+# (a test or benchmark running at the same time) can be holding the port we pick.
 free_port() {
-  local port tries=0
+  local port tries=0 low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 11000 ] || low=32768
   while [ "$tries" -lt 200 ]; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! listening "$port"; then
       echo "$port"
       return 0
