@@ -127,6 +127,9 @@ pub enum ErrorKind {
     Config,
     /// An I/O or protocol error while exchanging the request and response.
     Io,
+    /// The shared work queue on Redis (module `queue`, feature `redis`) failed, or gave up
+    /// on an entry that several workers took and never finished.
+    Queue,
 }
 
 impl ErrorKind {
@@ -147,6 +150,7 @@ impl ErrorKind {
             ErrorKind::RateLimiter => "rate_limiter",
             ErrorKind::Config => "config",
             ErrorKind::Io => "io",
+            ErrorKind::Queue => "queue",
         }
     }
 
@@ -166,6 +170,7 @@ impl ErrorKind {
             ErrorKind::RateLimiter => "rate limiter error",
             ErrorKind::Config => "configuration error",
             ErrorKind::Io => "I/O error",
+            ErrorKind::Queue => "work queue error",
         }
     }
 }

@@ -105,7 +105,8 @@
 //! | `decompression` | yes | response decompression with a decoded-size cap |
 //! | `native-roots` | no | the operating system's certificate store |
 //! | `json` | no | `RequestBuilder::json`, `ResponseExt::json`, `Fetched::json` |
-//! | `cli` | no | the `fastreq` command-line tool |
+//! | `cli` | no | the `fastreq` command-line tool (brings `redis` for its work queue) |
+//! | `redis` | no | rate limits shared through Redis (`rate_limit::redis`) and a shared work queue (`queue`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -127,6 +128,8 @@ pub mod fan_out;
 mod fetch;
 mod host_key;
 pub mod proxy;
+#[cfg(feature = "redis")]
+pub mod queue;
 pub mod rate_limit;
 pub mod redirect;
 pub mod request;
