@@ -101,6 +101,14 @@ pub enum Command {
     /// Fetch every request of INPUT (a file, `-` or absent for stdin); JSON lines out
     #[command(after_help = FETCH_AFTER_HELP)]
     Fetch(Box<FetchArgs>),
+    /// Put the requests of INPUT (a file, `-` or absent for stdin) on a shared work queue
+    /// in Redis, for workers on any machine (`fastreq fetch --redis URL --queue NAME`)
+    #[command(after_help = crate::queue::ENQUEUE_AFTER_HELP)]
+    Enqueue(crate::queue::EnqueueArgs),
+    /// Write the outcomes of a shared work queue, one JSON line per input index, and say
+    /// how many are missing
+    #[command(after_help = crate::queue::RESULTS_AFTER_HELP)]
+    Results(crate::queue::ResultsArgs),
 }
 
 /// Log output format.
@@ -162,6 +170,34 @@ pub struct FetchArgs {
     /// File of requests, one per line; `-` or absent: stdin
     #[arg(value_name = "INPUT")]
     pub input: Option<PathBuf>,
+
+    // ---- Work queue
+    /// Redis URL of a shared work queue (redis://[:password@]host[:port][/db]); with
+    /// --queue, this process is a worker of that queue instead of reading INPUT, and
+    /// --rate/--per-host-rate are quotas shared by all its workers
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "queue",
+        help_heading = "Work queue"
+    )]
+    pub redis: Option<String>,
+
+    /// Name of the queue (filled by `fastreq enqueue`): take its requests, write each
+    /// outcome to -o FILE (if given) and to the queue's results, until it is drained
+    #[arg(long, value_name = "NAME", requires = "redis", help_heading = "Work queue",
+          conflicts_with_all = ["input", "ordered", "resume", "match_status", "filter_status"])]
+    pub queue: Option<String>,
+
+    /// With --queue: do not stop when the queue is drained; wait for more work (stop with
+    /// Ctrl-C or SIGTERM)
+    #[arg(long, requires = "queue", help_heading = "Work queue")]
+    pub follow: bool,
+
+    /// With --queue: take over the requests of a worker that has not been heard of for S
+    /// seconds (it died or lost its network); a live worker keeps its own fresh
+    #[arg(long, value_name = "S", default_value = "30", value_parser = seconds, requires = "queue", help_heading = "Work queue")]
+    pub claim_idle: Duration,
 
     // ---- Output
     /// Write the JSON lines to FILE instead of stdout
@@ -385,7 +421,7 @@ fn header_name(s: &str) -> Result<http::HeaderName, String> {
         .map_err(|_| format!("`{s}` is not a header name"))
 }
 
-fn positive_usize(s: &str) -> Result<usize, String> {
+pub fn positive_usize(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1 (got 0)".into()),
         Ok(n) => Ok(n),
@@ -409,7 +445,7 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-fn seconds(s: &str) -> Result<Duration, String> {
+pub fn seconds(s: &str) -> Result<Duration, String> {
     let secs = positive_f64(s)?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s} seconds is too long"))
 }
@@ -427,7 +463,9 @@ mod tests {
     #[test]
     fn defaults_follow_the_contract() {
         let cli = Cli::try_parse_from(["fastreq", "fetch"]).unwrap();
-        let Command::Fetch(a) = cli.command;
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
         assert_eq!(a.concurrency, 64);
         assert_eq!(a.burst, 1);
         assert_eq!(a.retries, 3);
@@ -477,7 +515,9 @@ mod tests {
             "round-robin",
         ])
         .unwrap();
-        let Command::Fetch(a) = cli.command;
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
         assert_eq!(cli.verbose, 2);
         assert_eq!(a.timeout, Duration::from_millis(250));
         assert_eq!(a.rate, Some(2.5));
@@ -488,7 +528,9 @@ mod tests {
     #[test]
     fn resume_deadline_and_proxy_policy_flags() {
         let cli = Cli::try_parse_from(["fastreq", "fetch"]).unwrap();
-        let Command::Fetch(a) = cli.command;
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
         assert!(!a.resume && !a.retry_failed);
         assert_eq!((a.max_time, a.when_all_proxies_down), (None, None));
 
@@ -506,7 +548,9 @@ mod tests {
             "direct",
         ])
         .unwrap();
-        let Command::Fetch(a) = cli.command;
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
         assert!(a.resume && a.retry_failed);
         assert_eq!(a.max_time, Some(Duration::from_millis(2500)));
         assert_eq!(a.when_all_proxies_down, Some(WhenAllDownArg::Direct));
@@ -526,7 +570,9 @@ mod tests {
         ] {
             let cli = Cli::try_parse_from(["fastreq", "fetch", "--when-all-proxies-down", value])
                 .unwrap();
-            let Command::Fetch(a) = cli.command;
+            let Command::Fetch(a) = cli.command else {
+                panic!("not fetch")
+            };
             assert_eq!(a.when_all_proxies_down, Some(want));
         }
     }

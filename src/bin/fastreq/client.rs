@@ -115,6 +115,14 @@ pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
     if let Some(r) = args.per_host_rate {
         b = b.per_host_rate_limit(r);
     }
+    // A worker of a queue: the rates are quotas shared by all the queue's workers.
+    if let (Some(url), Some(name)) = (&args.redis, &args.queue) {
+        if args.rate.is_some() || args.per_host_rate.is_some() {
+            let store =
+                fastreq::rate_limit::RedisStore::new(url).map_err(|e| format!("--redis: {e}"))?;
+            b = b.redis_rate_limit(store, name);
+        }
+    }
     if let Some(ua) = &args.user_agent {
         HeaderValue::from_str(ua).map_err(|_| "invalid --user-agent value".to_owned())?;
         b = b.user_agent(ua);

@@ -9,6 +9,7 @@ mod input;
 mod logging;
 mod output;
 mod progress;
+mod queue;
 mod resume;
 mod run;
 mod service;
@@ -24,6 +25,7 @@ fn main() {
     logging::init(cli.verbose, cli.log_format);
     let threads = match &cli.command {
         Command::Fetch(args) => args.threads,
+        Command::Enqueue(_) | Command::Results(_) => 1,
     };
     // One thread by default: measured faster than a multi-thread runtime (BENCHMARKS.md,
     // "CLI throughput"); input and output have threads of their own.
@@ -44,7 +46,12 @@ fn main() {
         }
     };
     let code = match cli.command {
+        Command::Fetch(args) if args.queue.is_some() => {
+            runtime.block_on(queue::work(*args, cli.verbose))
+        }
         Command::Fetch(args) => runtime.block_on(run::fetch(*args, cli.verbose)),
+        Command::Enqueue(args) => runtime.block_on(queue::enqueue(args)),
+        Command::Results(args) => runtime.block_on(queue::results(args)),
     };
     // A blocking read of stdin (tokio reads it on a blocking thread) must not delay the exit.
     runtime.shutdown_background();

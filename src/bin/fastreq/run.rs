@@ -35,7 +35,7 @@ pub const EXIT_OUTPUT_CLOSED: i32 = 141;
 const READ_BUFFER: usize = 64 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
-type Reader = Box<dyn std::io::Read + Send>;
+pub(crate) type Reader = Box<dyn std::io::Read + Send>;
 
 /// Everything checked and opened, ready to run.
 struct Job {
@@ -79,7 +79,10 @@ pub async fn fetch(args: FetchArgs, verbose: u8) -> i32 {
     }
 }
 
-async fn open_input(path: Option<&Path>, quiet: bool) -> Result<(Reader, Option<PathBuf>), String> {
+pub(crate) async fn open_input(
+    path: Option<&Path>,
+    quiet: bool,
+) -> Result<(Reader, Option<PathBuf>), String> {
     match path {
         None => Ok((stdin_reader(quiet), None)),
         Some(p) if p == Path::new("-") => Ok((stdin_reader(quiet), None)),
@@ -264,7 +267,7 @@ impl End {
 }
 
 /// The next stop signal; never when there is none to wait for.
-async fn next_signal(signals: &mut Option<mpsc::Receiver<StopSignal>>) -> StopSignal {
+pub(crate) async fn next_signal(signals: &mut Option<mpsc::Receiver<StopSignal>>) -> StopSignal {
     if let Some(rx) = signals {
         if let Some(sig) = rx.recv().await {
             return sig;
@@ -558,7 +561,7 @@ impl StopSignal {
 
 /// The handlers of the stop signals, installed when created (before any request), so that
 /// from then on these signals never kill the process abruptly.
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -570,7 +573,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -608,7 +611,7 @@ impl Signals {
     /// flushes and prints its summary); a signal that finds it gone or still full (a second
     /// one, or one during the final flush) exits at once, in case that is stuck on a
     /// blocked output.
-    fn watch(mut self) -> mpsc::Receiver<StopSignal> {
+    pub(crate) fn watch(mut self) -> mpsc::Receiver<StopSignal> {
         let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
             while let Some(sig) = self.recv().await {
