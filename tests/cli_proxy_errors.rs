@@ -5,59 +5,14 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 use support::proxy::{Behavior, TestProxy};
 use support::{Reply, TestServer};
 
-/// Every run of the binary is killed after this long.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
 /// Runs `fastreq ARGS` with `input` on stdin; returns (exit code, stdout, stderr).
 fn fastreq(args: &[&str], input: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fastreq"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start fastreq");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = input.to_owned();
-    std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).map(|_| s)
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fastreq did not finish within {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    (
-        status.code(),
-        out.join().unwrap().unwrap(),
-        err.join().unwrap().unwrap(),
-    )
+    let run = support::cli::fastreq(args, Some(input));
+    (run.code, run.stdout, run.stderr)
 }
 
 fn lines(stdout: &str) -> Vec<Value> {

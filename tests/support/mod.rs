@@ -23,6 +23,8 @@
 //!   A panicking handler is answered with `500` (counted in [`Stats::panics`]).
 //! * [`route`] is a ready-made handler driven by the query string.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod proxy;
 mod reply;
 mod routes;
