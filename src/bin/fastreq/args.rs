@@ -83,7 +83,7 @@ SIGPIPE, what a shell reports for `yes | head`).";
 )]
 pub struct Cli {
     /// Logs on stderr: -v info plus retries, give-ups and proxy events, -vv debug, -vvv trace
-    /// [default: only the "all proxies down, waiting" warning]
+    /// [default: only the "all proxies down, waiting" and "Redis failed / answers again" warnings]
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true, help_heading = "Progress and logs")]
     pub verbose: u8,
 

@@ -1,5 +1,5 @@
 //! `-v` / `--log-format`: tracing logs on stderr; without `-v` only the "all proxies down,
-//! waiting" warning.
+//! waiting" warning and the warnings of a failing Redis.
 
 use std::io::IsTerminal as _;
 
@@ -10,8 +10,11 @@ use crate::args::LogFormat;
 /// The filter for `-v` repeated `verbose` times (`None`: no logs).
 pub fn filter_for(verbose: u8) -> Option<&'static str> {
     match verbose {
-        // Without `-v`, only the warning that every proxy is down and requests wait.
-        0 => Some("off,fastreq::proxy::service=warn"),
+        // Without `-v`, only the warnings that every proxy is down and requests wait, and
+        // that Redis (a work queue's, a shared rate limit's) failed or is back.
+        0 => Some(
+            "off,fastreq::proxy::service=warn,fastreq::queue=warn,fastreq::rate_limit::redis=warn",
+        ),
         // Retries, give-ups and proxy events are debug events of the library (a library
         // keeps its info level quiet); `-v` shows them, and every warning.
         1 => Some("warn,fastreq=info,fastreq::retry=debug,fastreq::proxy=debug"),
@@ -43,7 +46,10 @@ mod tests {
 
     #[test]
     fn levels() {
-        assert_eq!(filter_for(0), Some("off,fastreq::proxy::service=warn"));
+        assert!(filter_for(0)
+            .unwrap()
+            .starts_with("off,fastreq::proxy::service=warn,"));
+        assert!(filter_for(0).unwrap().contains("fastreq::queue=warn"));
         assert!(filter_for(1).unwrap().contains("fastreq=info"));
         assert!(filter_for(1).unwrap().contains("fastreq::retry=debug"));
         assert!(filter_for(2).unwrap().contains("fastreq=debug"));

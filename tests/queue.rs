@@ -1,0 +1,533 @@
+//! The shared work queue (issue 10 §2): `fastreq enqueue`, workers (`fastreq fetch --redis
+//! URL --queue NAME`, run as child processes) and `fastreq results`, against a real
+//! `redis-server` and the local test server.
+//!
+//! The server is `FASTREQ_REDIS_URL` (default `redis://127.0.0.1:6379/`). Without one the
+//! tests print "skipped: no Redis at ..." and pass, unless `FASTREQ_REDIS_REQUIRED=1` (CI),
+//! then they fail. `scripts/redis.sh start 6390` starts one. The restart test starts a
+//! private `redis-server` of its own (with an append-only file, so the streams survive).
+//!
+//! Every queue name is unique to its test and run; every wait is bounded.
+#![cfg(feature = "cli")]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fastreq::queue::{Queue, QueueStatus};
+use serde_json::Value;
+use support::cli::{fastreq, finish_within, parse_lines, spawn, temp_dir, write_file};
+use support::{Reply, TestRequest, TestServer};
+
+/// Upper bound of every run and wait here.
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn required() -> bool {
+    std::env::var("FASTREQ_REDIS_REQUIRED").is_ok_and(|v| v == "1")
+}
+
+/// Whether a Redis answers PING at `url`.
+fn answers(url: &str) -> bool {
+    let reachable = url::Url::parse(url).ok().and_then(|u| {
+        let host = u.host_str()?.to_owned();
+        let port = u.port().unwrap_or(6379);
+        let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .ok()?
+            .next()?;
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        s.write_all(b"PING\r\n").ok()?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).ok()?;
+        (n > 0 && (buf[0] == b'+' || buf[0] == b'-')).then_some(())
+    });
+    reachable.is_some()
+}
+
+/// The Redis URL, or `None` (after saying so) when no server answers.
+fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("FASTREQ_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    if answers(&url) {
+        return Some(url);
+    }
+    let shown = fastreq::redact_url(&url);
+    if required() {
+        panic!("no Redis at {shown}, and FASTREQ_REDIS_REQUIRED=1");
+    }
+    eprintln!("skipped: no Redis at {shown} (set FASTREQ_REDIS_URL; scripts/redis.sh start)");
+    None
+}
+
+/// A queue name of its own for each test and run.
+fn unique(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "test-{name}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn status(rt: &tokio::runtime::Runtime, queue: &Queue) -> Option<QueueStatus> {
+    rt.block_on(queue.status()).ok()
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    parse_lines(&std::fs::read_to_string(path).expect("output file"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Waits until `ready` (polling every 20 ms), at most [`LIMIT`].
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < LIMIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn queue_flags_are_usage_errors() {
+    let dir = temp_dir("queue-usage");
+    let input = write_file(&dir, "in.txt", "http://127.0.0.1:9/\n");
+    for args in [
+        &["fetch", "--queue", "q"][..],
+        &["fetch", "--redis", "redis://127.0.0.1:1/"],
+        &[
+            "fetch",
+            &input,
+            "--redis",
+            "redis://127.0.0.1:1/",
+            "--queue",
+            "q",
+        ],
+        &[
+            "fetch",
+            "--redis",
+            "redis://127.0.0.1:1/",
+            "--queue",
+            "q",
+            "--ordered",
+        ],
+        &["fetch", "--follow"],
+        &["fetch", "--claim-idle", "1"],
+        &["enqueue", &input, "--queue", "q"],
+        &["results", "--redis", "redis://127.0.0.1:1/"],
+    ] {
+        let run = fastreq(args, None);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+    }
+    // A malformed URL, an unreachable Redis, a bad name: exit 2, and no password shown.
+    for args in [
+        &["fetch", "--redis", "notredis://:hunter2@h/", "--queue", "q"][..],
+        &[
+            "fetch",
+            "--redis",
+            "redis://:hunter2@127.0.0.1:1/",
+            "--queue",
+            "q",
+        ],
+        &[
+            "fetch",
+            "--redis",
+            "redis://:hunter2@127.0.0.1:1/",
+            "--queue",
+            "a{b}",
+        ],
+        &[
+            "enqueue",
+            &input,
+            "--redis",
+            "redis://:hunter2@127.0.0.1:1/",
+            "--queue",
+            "q",
+        ],
+        &[
+            "enqueue",
+            "/nonexistent/in.txt",
+            "--redis",
+            "redis://:hunter2@127.0.0.1:1/",
+            "--queue",
+            "q",
+        ],
+        &[
+            "results",
+            "--redis",
+            "redis://:hunter2@127.0.0.1:1/",
+            "--queue",
+            "q",
+        ],
+    ] {
+        let run = fastreq(args, None);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(run.stderr.contains("fastreq: error:"), "{args:?}: {run:?}");
+        assert!(!run.stderr.contains("hunter2"), "{args:?}: {run:?}");
+    }
+}
+
+/// (a) enqueue, one worker, results: every line gets the outcome a file run gives it, at
+/// its index; invalid lines are outcomes too; a duplicate published outcome is dropped.
+#[test]
+fn enqueue_one_worker_and_results_round_trip() {
+    let Some(url) = redis_url() else { return };
+    let server = TestServer::start(|req: TestRequest| match req.path() {
+        "/gone" => Reply::status(404).body("gone"),
+        _ => Reply::text(format!("ok {}", req.path())),
+    });
+    let dir = temp_dir("queue-a");
+    let mut text = String::from("# a comment\n\n");
+    for i in 0..40 {
+        text.push_str(&server.url(&format!("/r/{i}")));
+        text.push('\n');
+    }
+    text.push_str("not a url\n");
+    text.push_str(&format!(
+        "{{\"method\":\"POST\",\"url\":\"{}\",\"body\":\"x\"}}\n",
+        server.url("/post")
+    ));
+    text.push_str("   # indented comment\n");
+    text.push_str(&server.url("/gone"));
+    text.push('\n');
+    let input = write_file(&dir, "in.txt", &text);
+    let name = unique("a");
+    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
+
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("enqueued 43 requests"), "{run:?}");
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(2), "a queue is filled once: {run:?}");
+    assert!(run.stderr.contains("already filled"), "{run:?}");
+
+    // Before any worker: everything is missing.
+    let all = dir.join("all.jsonl");
+    let run = fastreq(&[&["results", "-o", s(&all)][..], &q].concat(), None);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("0 outcomes written"), "{run:?}");
+    assert!(run.stderr.contains("43 of 43 missing"), "{run:?}");
+
+    let worker_out = dir.join("worker.jsonl");
+    let run = fastreq(
+        &[&["fetch", "-o", s(&worker_out), "-c", "4"][..], &q].concat(),
+        None,
+    );
+    // One line is not a valid request: exit 1, as a file run.
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("43 outcomes published and acknowledged"),
+        "{run:?}"
+    );
+    assert_eq!(server.hits(), 42, "each valid request sent once");
+    let mut worker_lines = read_lines(&worker_out);
+    worker_lines.sort_by_key(|l| l["index"].as_u64().unwrap());
+    assert_eq!(worker_lines.len(), 43);
+
+    // The same input as a file run: same index, URL, status and error kind for every line.
+    let file_run = fastreq(&["fetch", &input, "-q", "-c", "4"], None);
+    assert_eq!(file_run.code, Some(1), "{file_run:?}");
+    let file_lines = file_run.by_index();
+    assert_eq!(file_lines.len(), 43);
+    for (w, f) in worker_lines.iter().zip(&file_lines) {
+        for field in ["index", "url", "status", "bytes", "attempts"] {
+            assert_eq!(w[field], f[field], "{field}: {w} vs {f}");
+        }
+        assert_eq!(w["error"]["kind"], f["error"]["kind"], "{w} vs {f}");
+        assert_eq!(w["error"]["message"], f["error"]["message"], "{w} vs {f}");
+    }
+    assert_eq!(worker_lines[40]["error"]["kind"], "invalid_request");
+    assert!(worker_lines[40]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("line 43: "));
+    assert_eq!(worker_lines[42]["status"], 404);
+
+    // At-least-once: a duplicate of index 0 is published; `results` keeps one.
+    let rt = runtime();
+    let queue = Queue::new(&url, &name).unwrap();
+    let dup = serde_json::to_string(&worker_lines[0]).unwrap();
+    rt.block_on(queue.publish(&[(0, Bytes::from(dup))]))
+        .unwrap();
+    let run = fastreq(&[&["results", "-o", s(&all)][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("43 outcomes written (1 duplicates dropped); 0 of 43 missing"),
+        "{run:?}"
+    );
+    let lines = read_lines(&all);
+    let indexes: BTreeSet<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(lines.len(), 43);
+    assert_eq!(indexes, (0..43).collect());
+    // To stdout without -o.
+    let run = fastreq(&[&["results", "-q"][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.lines().len(), 43);
+
+    // An unknown queue is a usage error.
+    let other = unique("none");
+    let run = fastreq(&["results", "--redis", &url, "--queue", &other], None);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    rt.block_on(queue.delete()).unwrap();
+}
+
+/// (b) Three worker processes on 20,000 lines; one is killed with SIGKILL mid-run. The
+/// other two take over what it held (after `--claim-idle`) and finish: `results` has
+/// exactly one line per index, none missing.
+#[test]
+fn three_workers_one_killed_lose_nothing() {
+    let Some(url) = redis_url() else { return };
+    const N: usize = 20_000;
+    let server = TestServer::builder()
+        .track_paths(false)
+        .start(|_req: TestRequest| Reply::text("ok").delay(Duration::from_millis(3)));
+    let dir = temp_dir("queue-b");
+    let mut text = String::with_capacity(N * 40);
+    for i in 0..N {
+        text.push_str(&server.url(&format!("/b/{i}")));
+        text.push('\n');
+    }
+    let input = write_file(&dir, "in.txt", &text);
+    let name = unique("b");
+    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    let started = Instant::now();
+    let mut workers: Vec<Child> = (0..3)
+        .map(|i| {
+            let out = dir.join(format!("w{i}.jsonl"));
+            spawn(
+                &[
+                    &[
+                        "fetch",
+                        "-q",
+                        "-c",
+                        "16",
+                        "--claim-idle",
+                        "1",
+                        "-o",
+                        s(&out),
+                    ][..],
+                    &q,
+                ]
+                .concat(),
+                false,
+            )
+        })
+        .collect();
+    let rt = runtime();
+    let queue = Queue::new(&url, &name).unwrap();
+    wait_until("a fifth of the results", || {
+        status(&rt, &queue).is_some_and(|st| st.results >= (N / 5) as u64)
+    });
+    let at_kill = status(&rt, &queue).unwrap();
+    let mut victim = workers.remove(0);
+    victim.kill().expect("SIGKILL");
+    let killed = finish_within(victim, started, LIMIT);
+    assert_eq!(killed.code, None, "killed by a signal: {killed:?}");
+    assert!(
+        at_kill.results < N as u64,
+        "killed mid-run, not after: {at_kill:?}"
+    );
+    for w in workers {
+        let run = finish_within(w, started, LIMIT);
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+    let final_status = status(&rt, &queue).unwrap();
+    assert!(final_status.is_drained(), "{final_status:?}");
+
+    let all = dir.join("all.jsonl");
+    let run = fastreq(&[&["results", "-o", s(&all)][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains(&format!("0 of {N} missing")), "{run:?}");
+    let lines = read_lines(&all);
+    assert_eq!(lines.len(), N);
+    let indexes: BTreeSet<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes.len(), N, "one line per index");
+    assert_eq!(indexes.last(), Some(&(N as u64 - 1)));
+    assert!(lines.iter().all(|l| l["status"] == 200), "all succeeded");
+    assert!(server.hits() >= N as u64);
+    rt.block_on(queue.delete()).unwrap();
+}
+
+/// The `redis-server` binary, or `None` (after saying so).
+fn redis_server_bin() -> Option<PathBuf> {
+    let found = [
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+        "/usr/local/bin/redis-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
+    if found.is_none() {
+        if required() {
+            panic!("no redis-server binary, and FASTREQ_REDIS_REQUIRED=1");
+        }
+        eprintln!("skipped: no redis-server binary to start a private server");
+    }
+    found
+}
+
+/// A private `redis-server` with an append-only file fsynced on every write, killed on
+/// drop.
+struct PrivateRedis {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start(bin: PathBuf, dir: PathBuf) -> PrivateRedis {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut r = PrivateRedis {
+            bin,
+            dir,
+            port,
+            child: None,
+        };
+        r.up();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--dir", self.dir.to_str().unwrap()])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let url = self.url();
+        wait_until("the private redis-server", || answers(&url));
+    }
+
+    /// SIGKILL: no chance to save anything beyond what is already in the append-only file.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// (c) Redis killed mid-run and restarted: the worker warns, waits with a backoff,
+/// resumes when Redis is back, and the run completes with nothing lost.
+#[test]
+fn redis_killed_and_restarted_mid_run_loses_nothing() {
+    // The shared server is not used, but its absence says whether to skip.
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(bin) = redis_server_bin() else {
+        return;
+    };
+    const N: usize = 3_000;
+    let dir = temp_dir("queue-c");
+    let redis_dir = dir.join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let mut redis = PrivateRedis::start(bin, redis_dir);
+    let url = redis.url();
+    let server = TestServer::builder()
+        .track_paths(false)
+        .start(|_req: TestRequest| Reply::text("ok").delay(Duration::from_millis(5)));
+    let mut text = String::new();
+    for i in 0..N {
+        text.push_str(&server.url(&format!("/c/{i}")));
+        text.push('\n');
+    }
+    let input = write_file(&dir, "in.txt", &text);
+    let name = unique("c");
+    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    let started = Instant::now();
+    let out = dir.join("w.jsonl");
+    let worker = spawn(
+        &[
+            &["fetch", "-c", "8", "--claim-idle", "2", "-o", s(&out)][..],
+            &q,
+        ]
+        .concat(),
+        false,
+    );
+    let rt = runtime();
+    let queue = Queue::new(&url, &name).unwrap();
+    wait_until("some results", || {
+        status(&rt, &queue).is_some_and(|st| st.results >= 300)
+    });
+    redis.kill();
+    // The worker goes on with what it holds, then waits for Redis.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = server.hits();
+    assert!(
+        before < N as u64,
+        "the run was cut mid-way: {before} requests"
+    );
+    redis.up();
+    let run = finish_within(worker, started, LIMIT);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("Redis failed"), "a warning: {run:?}");
+    assert!(run.stderr.contains("answers again"), "{run:?}");
+
+    let all = dir.join("all.jsonl");
+    let run = fastreq(&[&["results", "-o", s(&all)][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains(&format!("0 of {N} missing")), "{run:?}");
+    let lines = read_lines(&all);
+    let indexes: BTreeSet<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!((lines.len(), indexes.len()), (N, N));
+    // The worker's own file has every index too (some possibly twice: at least once).
+    let local: BTreeSet<u64> = read_lines(&out)
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(local.len(), N);
+}
