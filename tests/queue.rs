@@ -324,6 +324,7 @@ fn three_workers_one_killed_lose_nothing() {
                     &[
                         "fetch",
                         "-q",
+                        "-v",
                         "-c",
                         "16",
                         "--claim-idle",
@@ -352,10 +353,16 @@ fn three_workers_one_killed_lose_nothing() {
         at_kill.results < N as u64,
         "killed mid-run, not after: {at_kill:?}"
     );
+    let mut logs = String::new();
     for w in workers {
         let run = finish_within(w, started, LIMIT);
         assert_eq!(run.code, Some(0), "{run:?}");
+        logs.push_str(&run.stderr);
     }
+    assert!(
+        logs.contains("took over requests of a worker gone quiet"),
+        "the killed worker held requests, taken over by the others: {logs}"
+    );
     let final_status = status(&rt, &queue).unwrap();
     assert!(final_status.is_drained(), "{final_status:?}");
 
