@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fastreq::queue::{Queue, QueueStatus};
+use fastreq::queue::{Job, Queue, QueueStatus};
 use serde_json::Value;
 use support::cli::{fastreq, finish_within, parse_lines, spawn, temp_dir, write_file};
 use support::{Reply, TestRequest, TestServer};
@@ -537,4 +537,69 @@ fn redis_killed_and_restarted_mid_run_loses_nothing() {
         .map(|l| l["index"].as_u64().unwrap())
         .collect();
     assert_eq!(local.len(), N);
+}
+
+/// An entry delivered more than 5 times (every worker that took it died) gets an error
+/// outcome (`"kind":"queue"`) instead of a sixth try; delivery counts go up by one per
+/// delivery.
+#[test]
+fn an_entry_that_kills_every_worker_gets_an_error_outcome() {
+    let Some(url) = redis_url() else { return };
+    let rt = runtime();
+    let name = unique("poison");
+    let queue = Queue::new(&url, &name).unwrap();
+    rt.block_on(async {
+        queue.begin_enqueue().await.unwrap();
+        let job = Job {
+            index: 0,
+            line_no: 3,
+            line: Bytes::from_static(b"http://127.0.0.1:9/never"),
+        };
+        queue.enqueue(&[job]).await.unwrap();
+        queue.finish_enqueue(1).await.unwrap();
+        let got = queue.read("dead-0", 10).await.unwrap();
+        assert_eq!((got.len(), got[0].deliveries), (1, 1));
+        assert!(!got[0].is_poisoned());
+        for i in 1..5u64 {
+            let got = queue
+                .reclaim(&format!("dead-{i}"), Duration::ZERO, 10)
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].deliveries, i + 1);
+            assert!(!got[0].is_poisoned());
+        }
+        let st = queue.status().await.unwrap();
+        assert_eq!((st.pending, st.is_drained()), (1, false), "{st:?}");
+    });
+    let dir = temp_dir("queue-poison");
+    let out = dir.join("w.jsonl");
+    let run = fastreq(
+        &[
+            "fetch",
+            "-o",
+            s(&out),
+            "--claim-idle",
+            "0.2",
+            "--redis",
+            &url,
+            "--queue",
+            &name,
+        ],
+        None,
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["index"], 0);
+    assert_eq!(lines[0]["error"]["kind"], "queue");
+    assert_eq!(lines[0]["url"], "http://127.0.0.1:9/never");
+    let message = lines[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("line 3: gave up after 5 deliveries"),
+        "{message}"
+    );
+    let st = rt.block_on(queue.status()).unwrap();
+    assert!(st.is_drained(), "{st:?}");
+    rt.block_on(queue.delete()).unwrap();
 }
