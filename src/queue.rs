@@ -525,15 +525,26 @@ impl Queue {
     /// [`block`](QueueBuilder::block) time when there are none (on a connection of its own,
     /// so other calls do not wait behind it). Returns none on timeout.
     pub async fn read(&self, consumer: &str, count: usize) -> Result<Vec<Entry>, Error> {
+        self.read_block(consumer, count, self.inner.block).await
+    }
+
+    /// [`read`](Self::read) waiting at most `block` (itself at most the queue's
+    /// [`block`](QueueBuilder::block) time; zero: no wait).
+    pub async fn read_block(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Entry>, Error> {
+        let block = block.min(self.inner.block);
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
             .arg(consumer)
             .arg("COUNT")
             .arg(count.max(1));
-        if !self.inner.block.is_zero() {
-            cmd.arg("BLOCK")
-                .arg(self.inner.block.as_millis().max(1) as u64);
+        if !block.is_zero() {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(&self.inner.keys.jobs).arg(">");
         let reply = self.run("XREADGROUP", Call::Cmd(&cmd), true).await?;

@@ -1,7 +1,7 @@
 //! The shared work queue on Redis (design §7): `fastreq enqueue`, `fastreq fetch --redis URL
 //! --queue NAME` (a worker) and `fastreq results`, over [`fastreq::queue`].
 //!
-//! A worker takes entries lazily (at most a window of 2 × concurrency taken and not yet
+//! A worker takes entries lazily (at most a window of 4 × concurrency taken and not yet
 //! acknowledged), sends each through the same preset, service and per-line parsing as a
 //! file run, and hands the finished outcomes in batches to a committer task, which writes
 //! them to `-o FILE` (written to the operating system before going on), then publishes
@@ -98,7 +98,8 @@ pub struct ResultsArgs {
 
 /// Lines enqueued per pipeline.
 const ENQUEUE_BATCH: usize = 1000;
-/// Outcomes per commit (one file write and one Redis pipeline), at most.
+/// Outcomes per commit (one file write and one Redis pipeline), at most; a quarter of the
+/// window below that.
 const COMMIT_BATCH: usize = 256;
 /// A partial batch is committed after this long.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
@@ -106,6 +107,12 @@ const COMMIT_EVERY: Duration = Duration::from_millis(50);
 const COMMITS_IN_FLIGHT: usize = 4;
 /// Entries asked for per read, at most.
 const READ_BATCH: usize = 256;
+/// A read waits this long for new entries when the worker holds none (1 s with --follow)…
+const IDLE_BLOCK: Duration = Duration::from_millis(100);
+/// …and this long when it still holds some (it is not drained before they are committed).
+const BUSY_BLOCK: Duration = Duration::from_millis(50);
+/// The drained check runs at most this often.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
 /// Results read per call.
 const RESULTS_BATCH: usize = 1000;
 /// How long a stopped worker keeps trying to commit what it finished.
@@ -546,7 +553,7 @@ pub async fn work(args: FetchArgs, verbose: u8) -> i32 {
         consumer,
         client,
         defaults,
-        window: args.concurrency.saturating_mul(2).max(16),
+        window: args.concurrency.saturating_mul(4).max(16),
         claim_idle: args.claim_idle,
         follow: args.follow,
         file,
@@ -654,6 +661,7 @@ impl Worker {
             permits: permits.clone(),
             claim_idle,
             follow,
+            held: held.clone(),
             stop: stop_rx.clone(),
             tx: entries_tx,
         }));
@@ -703,6 +711,8 @@ impl Worker {
             done: Vec::with_capacity(COMMIT_BATCH),
             positions: Vec::with_capacity(COMMIT_BATCH),
         };
+        // Commits of a quarter of the window: the entries are released before it runs dry.
+        let commit_at = (window / 4).clamp(1, COMMIT_BATCH);
         let mut tick = tokio::time::interval(COMMIT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopped_by = None;
@@ -731,7 +741,7 @@ impl Worker {
                             lock(&held).remove(&pos);
                         }
                     }
-                    if batch.done.len() >= COMMIT_BATCH && !send_commit(&commit_tx, &mut batch).await {
+                    if batch.done.len() >= commit_at && !send_commit(&commit_tx, &mut batch).await {
                         break;
                     }
                 }
@@ -808,6 +818,7 @@ struct ReadLoop {
     permits: Arc<Semaphore>,
     claim_idle: Duration,
     follow: bool,
+    held: Held,
     stop: watch::Receiver<bool>,
     tx: mpsc::Sender<(Item, Tag)>,
 }
@@ -852,7 +863,16 @@ async fn read_loop(r: ReadLoop) {
             }
         }
         if matches!(&result, Ok(v) if v.is_empty()) {
-            result = r.queue.read(&r.consumer, n).await;
+            // Holding entries, the worker is not drained before they are committed: a short
+            // wait, then look again (for new entries, or for the end).
+            let block = if !lock(&r.held).is_empty() {
+                BUSY_BLOCK
+            } else if r.follow {
+                fastreq::queue::DEFAULT_BLOCK
+            } else {
+                IDLE_BLOCK
+            };
+            result = r.queue.read_block(&r.consumer, n, block).await;
         }
         let entries = match result {
             Ok(v) => {
@@ -871,7 +891,10 @@ async fn read_loop(r: ReadLoop) {
         };
         r.permits.add_permits(n - entries.len().min(n));
         if entries.is_empty() {
-            if r.follow || last_status.is_some_and(|t| t.elapsed() < Duration::from_millis(500)) {
+            if r.follow
+                || !lock(&r.held).is_empty()
+                || last_status.is_some_and(|t| t.elapsed() < STATUS_EVERY)
+            {
                 continue;
             }
             last_status = Some(Instant::now());
