@@ -154,6 +154,25 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
+    // `queue serve N`: only the local server and a file of N URLs (for profiling by hand),
+    // up to 10 minutes.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let server = TestServer::builder()
+            .worker_threads(1)
+            .track_paths(false)
+            .start(|_req: TestRequest| Reply::json(DEFAULT_JSON));
+        let path = write_urls(
+            &std::env::temp_dir(),
+            "fastreq-queue-serve.txt",
+            &server.url("/j?i="),
+            n,
+        );
+        println!("{}", path.display());
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
     let redis =
         std::env::var("FASTREQ_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
     if !answers(&redis) {

@@ -543,9 +543,15 @@ pub async fn work(args: FetchArgs, verbose: u8) -> i32 {
     }
     // Redis must answer once at the start (a wrong address is a usage error); later
     // outages are waited for.
-    if let Err(e) = queue.create_group().await {
+    // (A queue of its own: the worker's connections are made on the queue thread.)
+    let probe = match Queue::new(&url, &name) {
+        Ok(q) => q,
+        Err(e) => return usage(&format!("--redis/--queue: {}", message(&e))),
+    };
+    if let Err(e) = probe.create_group().await {
         return usage(&message(&e));
     }
+    drop(probe);
     let consumer = consumer_name();
     tracing::info!(queue = %name, redis = %queue.url(), consumer = %consumer, "worker starting");
     let worker = Worker {
@@ -654,7 +660,7 @@ impl Worker {
 
         // Reader: entries → (item, tag).
         let (entries_tx, mut entries_rx) = mpsc::channel::<(Item, Tag)>(window);
-        let reader = tokio::spawn(read_loop(ReadLoop {
+        let read = ReadLoop {
             queue: queue.clone(),
             consumer: consumer.clone(),
             defaults,
@@ -664,18 +670,11 @@ impl Worker {
             held: held.clone(),
             stop: stop_rx.clone(),
             tx: entries_tx,
-        }));
-        // Keeps the entries held fresh, so that no other worker reclaims them.
-        let heartbeat = tokio::spawn(heartbeat(
-            queue.clone(),
-            consumer.clone(),
-            held.clone(),
-            claim_idle,
-        ));
+        };
         // Committer: writes, publishes, acknowledges.
         let (commit_tx, commit_rx) = mpsc::channel::<Commit>(COMMITS_IN_FLIGHT);
         let committed = Arc::new(AtomicU64::new(0));
-        let committer = tokio::spawn(commit_loop(CommitLoop {
+        let commit = CommitLoop {
             queue: queue.clone(),
             file,
             held: held.clone(),
@@ -684,7 +683,45 @@ impl Worker {
             stop: stop_rx.clone(),
             failed: committer_failed.clone(),
             committed: committed.clone(),
-        }));
+        };
+        // Redis is spoken on a thread of its own (its connections, their reading and
+        // parsing, the lines' parsing), as a file run reads its input on a thread: the
+        // runtime thread only runs the requests.
+        let (queue_done_tx, queue_done) = tokio::sync::oneshot::channel::<()>();
+        let held_beat = held.clone();
+        let beat_queue = queue.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fastreq-queue".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        crate::say(&format!(
+                            "fastreq: error: cannot start the queue thread: {e}"
+                        ));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let reader = tokio::spawn(read_loop(read));
+                    // Keeps the entries held fresh, so that no other worker reclaims them.
+                    let beat = tokio::spawn(heartbeat(beat_queue, consumer, held_beat, claim_idle));
+                    commit_loop(commit).await;
+                    reader.abort();
+                    beat.abort();
+                });
+                rt.shutdown_background();
+                let _ = queue_done_tx.send(());
+            });
+        if let Err(e) = spawned {
+            crate::say(&format!(
+                "fastreq: error: cannot start the queue thread: {e}"
+            ));
+            return EXIT_FAILED;
+        }
 
         let held_in = held.clone();
         let mut position = 0usize;
@@ -760,9 +797,8 @@ impl Worker {
         drop(commit_tx);
         drop(outcomes);
         let _ = stop_tx.send(true);
-        reader.abort();
-        let _ = committer.await;
-        heartbeat.abort();
+        // The committer ends once it has handled every batch sent (or failed).
+        let _ = queue_done.await;
         drop(signals);
 
         let mut code = if summary.failures > 0 || lines.save_failed {
@@ -918,17 +954,26 @@ async fn read_loop(r: ReadLoop) {
             }
             continue;
         }
-        for entry in entries {
-            let tag = Tag {
-                id: entry.id.clone(),
-                index: entry.job.index,
-            };
-            let item = item(&entry, &r.defaults);
-            if r.tx.send((item, tag)).await.is_err() {
+        for pair in parse_all(entries, &r.defaults) {
+            if r.tx.send(pair).await.is_err() {
                 return;
             }
         }
     }
+}
+
+fn parse_all(entries: Vec<Entry>, defaults: &Defaults) -> Vec<(Item, Tag)> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let item = item(&entry, defaults);
+            let tag = Tag {
+                id: entry.id,
+                index: entry.job.index,
+            };
+            (item, tag)
+        })
+        .collect()
 }
 
 /// Every third of the idle time, resets the idle time of the entries held.
