@@ -66,6 +66,19 @@ requests in flight are cancelled, every outcome already finished is written and 
 at once. A closed output (`fastreq fetch big.txt | head -1`) stops the run quietly: requests in
 flight are cancelled, no error is printed.
 
+Work queue (--redis URL --queue NAME, instead of INPUT): a worker of a queue filled by
+`fastreq enqueue`, on any machine. It takes requests lazily (at most 4 x -c held), sends each
+through the same preset, writes its JSON line (\"index\" = the line's index in the enqueued
+input) to -o FILE if given (appended) and to the queue's results, and acknowledges it only
+then. What a worker held when it died (even by SIGKILL) is taken over by the others after
+--claim-idle; a request whose workers died 5 times gets a \"queue\" error instead of a 6th
+try. While Redis is unreachable the worker warns, retries with a backoff (at most 5 s) and
+resumes. It stops when the queue is drained (enqueue finished, nothing left or pending), or
+waits for more with --follow. --rate/--per-host-rate are shared by all the queue's workers
+(while Redis is unreachable those requests fail with rate_limiter errors: never over quota).
+Not with --ordered, --resume, --format csv, --match-status, --filter-status. Collect with
+`fastreq results --redis URL --queue NAME -o all.jsonl`.
+
 Exit status: 0 every request got an HTTP response (any status); 1 some failed; 2 usage error,
 bad flag value, unreadable input, or --resume on an input that changed (before any request);
 130 SIGINT, 143 SIGTERM, 129 SIGHUP (128 + the signal); 141 the output was closed (128 +
@@ -523,6 +536,83 @@ mod tests {
         assert_eq!(a.rate, Some(2.5));
         assert_eq!(a.headers, ["A: 1", "B: 2"]);
         assert_eq!(a.proxy_strategy, Some(ProxyStrategyArg::RoundRobin));
+    }
+
+    #[test]
+    fn queue_flags() {
+        let cli = Cli::try_parse_from([
+            "fastreq",
+            "fetch",
+            "--redis",
+            "redis://127.0.0.1/",
+            "--queue",
+            "q",
+            "--follow",
+            "--claim-idle",
+            "1.5",
+        ])
+        .unwrap();
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
+        assert_eq!(
+            (a.redis.as_deref(), a.queue.as_deref()),
+            (Some("redis://127.0.0.1/"), Some("q"))
+        );
+        assert!(a.follow);
+        assert_eq!(a.claim_idle, Duration::from_millis(1500));
+        let cli = Cli::try_parse_from(["fastreq", "fetch"]).unwrap();
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
+        assert_eq!(a.claim_idle, Duration::from_secs(30));
+        for bad in [
+            &["fastreq", "fetch", "--queue", "q"][..],
+            &["fastreq", "fetch", "--redis", "redis://h/"],
+            &[
+                "fastreq",
+                "fetch",
+                "in.txt",
+                "--redis",
+                "redis://h/",
+                "--queue",
+                "q",
+            ],
+            &[
+                "fastreq",
+                "fetch",
+                "--redis",
+                "redis://h/",
+                "--queue",
+                "q",
+                "--resume",
+                "-o",
+                "x",
+            ],
+            &[
+                "fastreq",
+                "fetch",
+                "--redis",
+                "redis://h/",
+                "--queue",
+                "q",
+                "--claim-idle",
+                "0",
+            ],
+            &["fastreq", "enqueue", "in.txt", "--redis", "redis://h/"],
+            &["fastreq", "results", "--queue", "q"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from([
+            "fastreq",
+            "enqueue",
+            "--redis",
+            "redis://h/",
+            "--queue",
+            "q"
+        ])
+        .is_ok());
     }
 
     #[test]
