@@ -67,7 +67,7 @@ at once. A closed output (`fastreq fetch big.txt | head -1`) stops the run quiet
 flight are cancelled, no error is printed.
 
 Work queue (--redis URL --queue NAME, instead of INPUT): a worker of a queue filled by
-`fastreq enqueue`, on any machine. It takes requests lazily (at most 4 x -c held), sends each
+`fastreq enqueue`, on any machine. It takes requests lazily (at most 4 x -c ahead), sends each
 through the same preset, writes its JSON line (\"index\" = the line's index in the enqueued
 input) to -o FILE if given (appended) and to the queue's results, and acknowledges it only
 then. What a worker held when it died (even by SIGKILL) is taken over by the others after

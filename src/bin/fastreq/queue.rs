@@ -1,9 +1,8 @@
 //! The shared work queue on Redis (design §7): `fastreq enqueue`, `fastreq fetch --redis URL
 //! --queue NAME` (a worker) and `fastreq results`, over [`fastreq::queue`].
 //!
-//! A worker takes entries lazily (at most a window of 4 × concurrency taken and not yet
-//! acknowledged), sends each through the same preset, service and per-line parsing as a
-//! file run, and hands the finished outcomes in batches to a committer task, which writes
+//! A worker takes entries lazily (at most 4 × concurrency taken and not finished), sends
+//! each through the same preset, service and per-line parsing as a file run, and hands the finished outcomes in batches to a committer task, which writes
 //! them to `-o FILE` (written to the operating system before going on), then publishes
 //! them and acknowledges their entries in one Redis pipeline. So an entry is acknowledged
 //! only after its outcome is written; a worker killed at any point loses nothing (what it
@@ -559,7 +558,7 @@ pub async fn work(args: FetchArgs, verbose: u8) -> i32 {
         consumer,
         client,
         defaults,
-        window: args.concurrency.saturating_mul(4).max(16),
+        window: args.concurrency.saturating_mul(4).max(8),
         claim_idle: args.claim_idle,
         follow: args.follow,
         file,
@@ -659,7 +658,8 @@ impl Worker {
         let committer_failed = Arc::new(AtomicBool::new(false));
 
         // Reader: entries → (item, tag).
-        let (entries_tx, mut entries_rx) = mpsc::channel::<(Item, Tag)>(window);
+        // In batches (one per read): one wake-up of this thread per batch, not per entry.
+        let (entries_tx, mut entries_rx) = mpsc::channel::<Vec<(Item, Tag)>>(4);
         let read = ReadLoop {
             queue: queue.clone(),
             consumer: consumer.clone(),
@@ -668,6 +668,7 @@ impl Worker {
             claim_idle,
             follow,
             held: held.clone(),
+            chunk: u32::try_from((window / 4).max(1)).unwrap_or(u32::MAX),
             stop: stop_rx.clone(),
             tx: entries_tx,
         };
@@ -678,7 +679,6 @@ impl Worker {
             queue: queue.clone(),
             file,
             held: held.clone(),
-            permits: permits.clone(),
             rx: commit_rx,
             stop: stop_rx.clone(),
             failed: committer_failed.clone(),
@@ -725,14 +725,18 @@ impl Worker {
 
         let held_in = held.clone();
         let mut position = 0usize;
-        let requests = futures_util::stream::poll_fn(move |cx| {
-            entries_rx.poll_recv(cx).map(|next| {
-                next.map(|(item, tag)| {
-                    lock(&held_in).insert(position, tag);
-                    position += 1;
-                    item
-                })
-            })
+        let mut batch_in = Vec::new().into_iter();
+        let requests = futures_util::stream::poll_fn(move |cx| loop {
+            if let Some((item, tag)) = batch_in.next() {
+                lock(&held_in).insert(position, tag);
+                position += 1;
+                return std::task::Poll::Ready(Some(item));
+            }
+            match entries_rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(batch)) => batch_in = batch.into_iter(),
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
         })
         .take_until(stopped(stop_rx.clone()));
         let service = Timed::new(
@@ -748,8 +752,12 @@ impl Worker {
             done: Vec::with_capacity(COMMIT_BATCH),
             positions: Vec::with_capacity(COMMIT_BATCH),
         };
-        // Commits of a quarter of the window: the entries are released before it runs dry.
-        let commit_at = (window / 4).clamp(1, COMMIT_BATCH);
+        // Finished entries leave the window at once (in small groups): the window bounds
+        // what is read ahead and in flight; what awaits its commit is bounded by the
+        // committer's channel.
+        let commit_at = (window / 2).clamp(1, COMMIT_BATCH);
+        let free_at = (window / 8).max(1);
+        let mut freed = 0usize;
         let mut tick = tokio::time::interval(COMMIT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopped_by = None;
@@ -765,6 +773,10 @@ impl Worker {
                 }
                 next = outcomes.next() => {
                     let Some(Outcome { index: pos, result, .. }) = next else { break };
+                    freed += 1;
+                    if freed >= free_at {
+                        permits.add_permits(std::mem::take(&mut freed));
+                    }
                     let tag = lock(&held).get(&pos).cloned();
                     let Some(tag) = tag else { continue };
                     match lines.line(tag.index, result, &mut summary).await {
@@ -783,6 +795,7 @@ impl Worker {
                     }
                 }
                 _ = tick.tick() => {
+                    permits.add_permits(std::mem::take(&mut freed));
                     if committer_failed.load(Ordering::Relaxed) {
                         let _ = stop_tx.send(true);
                         break;
@@ -855,8 +868,10 @@ struct ReadLoop {
     claim_idle: Duration,
     follow: bool,
     held: Held,
+    /// Permits taken per read at least.
+    chunk: u32,
     stop: watch::Receiver<bool>,
-    tx: mpsc::Sender<(Item, Tag)>,
+    tx: mpsc::Sender<Vec<(Item, Tag)>>,
 }
 
 /// Takes entries while there are free places in the window: reclaimed ones first (every
@@ -872,13 +887,14 @@ async fn read_loop(r: ReadLoop) {
         if *r.stop.borrow() {
             return;
         }
+        // A quarter of the window at least per read: fewer, bigger round trips.
         let first = tokio::select! {
-            p = r.permits.clone().acquire_owned() => p,
+            p = r.permits.clone().acquire_many_owned(r.chunk) => p,
             () = stopped(r.stop.clone()) => return,
         };
         let Ok(first) = first else { return };
         first.forget();
-        let mut n = 1;
+        let mut n = r.chunk as usize;
         while n < READ_BATCH {
             match r.permits.try_acquire() {
                 Ok(p) => {
@@ -954,10 +970,8 @@ async fn read_loop(r: ReadLoop) {
             }
             continue;
         }
-        for pair in parse_all(entries, &r.defaults) {
-            if r.tx.send(pair).await.is_err() {
-                return;
-            }
+        if r.tx.send(parse_all(entries, &r.defaults)).await.is_err() {
+            return;
         }
     }
 }
@@ -995,7 +1009,6 @@ struct CommitLoop {
     queue: Queue,
     file: Option<Arc<Mutex<std::fs::File>>>,
     held: Held,
-    permits: Arc<Semaphore>,
     rx: mpsc::Receiver<Commit>,
     stop: watch::Receiver<bool>,
     failed: Arc<AtomicBool>,
@@ -1014,13 +1027,11 @@ async fn commit_loop(mut c: CommitLoop) {
                 buf.extend_from_slice(&d.line);
                 buf.push(b'\n');
             }
-            let file = file.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                let mut f = lock(&file);
+            // This thread only speaks to Redis: it may block on the file.
+            let written = {
+                let mut f = lock(file);
                 f.write_all(&buf).and_then(|()| f.flush())
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            };
             if let Err(e) = written {
                 crate::say(&format!(
                     "fastreq: error: cannot write output: {e}; stopping (what was not written is \
@@ -1061,7 +1072,6 @@ async fn commit_loop(mut c: CommitLoop) {
                 held.remove(pos);
             }
         }
-        c.permits.add_permits(commit.done.len());
         c.committed
             .fetch_add(commit.done.len() as u64, Ordering::Relaxed);
     }
