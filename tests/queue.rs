@@ -603,3 +603,48 @@ fn an_entry_that_kills_every_worker_gets_an_error_outcome() {
     assert!(st.is_drained(), "{st:?}");
     rt.block_on(queue.delete()).unwrap();
 }
+
+/// With `--redis`, `--rate` is one quota for all the queue's workers: two workers at
+/// `--rate 20` take about 2 s for 40 requests between them (not 1 s, as two separate quotas
+/// would).
+#[test]
+fn rate_is_shared_by_the_workers_of_a_queue() {
+    let Some(url) = redis_url() else { return };
+    const N: usize = 40;
+    let server = TestServer::start(|_req: TestRequest| Reply::text("ok"));
+    let dir = temp_dir("queue-rate");
+    let text: String = (0..N)
+        .map(|i| server.url(&format!("/{i}")) + "\n")
+        .collect();
+    let input = write_file(&dir, "in.txt", &text);
+    let name = unique("rate");
+    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let started = Instant::now();
+    let workers: Vec<Child> = (0..2)
+        .map(|_| {
+            spawn(
+                &[
+                    &["fetch", "-q", "-c", "4", "--rate", "20", "--burst", "1"][..],
+                    &q,
+                ]
+                .concat(),
+                false,
+            )
+        })
+        .collect();
+    for w in workers {
+        let run = finish_within(w, started, LIMIT);
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+    let took = started.elapsed();
+    assert_eq!(server.hits(), N as u64);
+    // 40 admissions at 20/s shared: at least (40 - burst) / 20 = 1.95 s after the first.
+    assert!(
+        took >= Duration::from_millis(1_700),
+        "took {took:?}: not shared?"
+    );
+    let queue = Queue::new(&url, &name).unwrap();
+    runtime().block_on(queue.delete()).unwrap();
+}
