@@ -648,3 +648,34 @@ fn rate_is_shared_by_the_workers_of_a_queue() {
     let queue = Queue::new(&url, &name).unwrap();
     runtime().block_on(queue.delete()).unwrap();
 }
+
+/// A queue deleted under a worker (or lost by a Redis restarted without persistence): the
+/// worker stops with exit 1 and says so, instead of waiting forever.
+#[test]
+fn a_worker_whose_queue_vanishes_stops_and_says_so() {
+    let Some(url) = redis_url() else { return };
+    let server =
+        TestServer::start(|_req: TestRequest| Reply::text("ok").delay(Duration::from_millis(20)));
+    let dir = temp_dir("queue-vanish");
+    let text: String = (0..400)
+        .map(|i| server.url(&format!("/{i}")) + "\n")
+        .collect();
+    let input = write_file(&dir, "in.txt", &text);
+    let name = unique("vanish");
+    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let started = Instant::now();
+    let worker = spawn(&[&["fetch", "-q", "-c", "4"][..], &q].concat(), false);
+    let rt = runtime();
+    let queue = Queue::new(&url, &name).unwrap();
+    wait_until("some results", || {
+        status(&rt, &queue).is_some_and(|st| st.results >= 20)
+    });
+    rt.block_on(queue.delete()).unwrap();
+    let run = finish_within(worker, started, LIMIT);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("no longer exists"), "{run:?}");
+    assert!(server.hits() < 400, "stopped early: {}", server.hits());
+    rt.block_on(queue.delete()).unwrap();
+}

@@ -656,6 +656,7 @@ impl Worker {
         let held: Held = Arc::default();
         let permits = Arc::new(Semaphore::new(window));
         let committer_failed = Arc::new(AtomicBool::new(false));
+        let vanished = Arc::new(AtomicBool::new(false));
 
         // Reader: entries → (item, tag).
         // In batches (one per read): one wake-up of this thread per batch, not per entry.
@@ -669,6 +670,7 @@ impl Worker {
             follow,
             held: held.clone(),
             chunk: u32::try_from((window / 4).max(1)).unwrap_or(u32::MAX),
+            vanished: vanished.clone(),
             stop: stop_rx.clone(),
             tx: entries_tx,
         };
@@ -819,7 +821,7 @@ impl Worker {
         } else {
             EXIT_OK
         };
-        if committer_failed.load(Ordering::Relaxed) {
+        if committer_failed.load(Ordering::Relaxed) || vanished.load(Ordering::Relaxed) {
             code = EXIT_FAILED;
         }
         if !quiet {
@@ -870,6 +872,8 @@ struct ReadLoop {
     held: Held,
     /// Permits taken per read at least.
     chunk: u32,
+    /// Set when the queue disappeared from Redis.
+    vanished: Arc<AtomicBool>,
     stop: watch::Receiver<bool>,
     tx: mpsc::Sender<Vec<(Item, Tag)>>,
 }
@@ -933,6 +937,23 @@ async fn read_loop(r: ReadLoop) {
             }
             Err(e) => {
                 r.permits.add_permits(n);
+                // No group any more: the queue was deleted, or Redis restarted without
+                // persistence. Nothing can be taken from it again: stop, and say so.
+                if e.message().is_some_and(|m| m.contains("NOGROUP")) {
+                    if let Ok(st) = r.queue.status().await {
+                        if !st.started {
+                            crate::say(&format!(
+                                "fastreq: error: queue `{}` no longer exists on {} (deleted, or \
+                                 Redis restarted without persistence); the outcomes published \
+                                 before are in its results, the rest must be enqueued again",
+                                r.queue.name(),
+                                r.queue.url()
+                            ));
+                            r.vanished.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
                 let pause = backoff.failed(&e);
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
