@@ -441,96 +441,17 @@ const BATCH: usize = 64 * 1024;
 /// Chunks on their way to the writer thread at most (the memory the output may hold).
 const CHUNKS_IN_FLIGHT: usize = 8;
 
-/// Responses passed to the writer thread at most per chunk (it formats their lines).
-const SENT_PER_CHUNK: usize = 256;
-
-/// What the writer thread gets: lines formatted already, and responses whose lines it
-/// formats itself, in order.
-struct Chunk {
-    bytes: Vec<u8>,
-    items: Vec<Item>,
-}
-
-enum Item {
-    /// `bytes` up to this offset (from the end of the previous `Lines`).
-    Lines(usize),
-    /// The line of a response (index, outcome), formatted on the writer thread.
-    Sent(usize, Sent),
-}
-
-impl Chunk {
-    fn new() -> Self {
-        Chunk {
-            bytes: Vec::with_capacity(BATCH + 1024),
-            items: Vec::new(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Marks what `bytes` gained since the last item as lines.
-    fn lines_written(&mut self) {
-        let end = self.bytes.len();
-        match self.items.last_mut() {
-            Some(Item::Lines(last)) => *last = end,
-            _ => self.items.push(Item::Lines(end)),
-        }
-    }
-
-    /// The bytes to write: the lines as they are, the responses formatted in `format`.
-    fn render(self, format: Format) -> Vec<u8> {
-        if let [Item::Lines(_)] = self.items[..] {
-            return self.bytes;
-        }
-        let mut out = Vec::with_capacity(self.bytes.len() + 300 * self.items.len());
-        let mut start = 0;
-        for item in self.items {
-            match item {
-                Item::Lines(end) => {
-                    out.extend_from_slice(&self.bytes[start..end]);
-                    start = end;
-                }
-                Item::Sent(index, sent) => {
-                    write_record(&mut out, &Record::sent(index, &sent), format);
-                    // `sent` (its body buffer) is freed here, on this thread.
-                }
-            }
-        }
-        out
-    }
-}
-
-/// Appends `record` in `format` and its line end.
-fn write_record(out: &mut Vec<u8>, record: &Record<'_>, format: Format) {
-    match format {
-        Format::Json => record.write_json(out),
-        Format::Csv => record.write_csv(out),
-        Format::Brief => record.write_brief_json(out),
-    }
-    if format == Format::Csv {
-        // RFC 4180 rows end in CRLF.
-        out.push(b'\r');
-    }
-    out.push(b'\n');
-}
-
 /// A sink of JSON lines, written by a thread of its own.
 ///
 /// Lines are gathered into chunks of about [`BATCH`] bytes, which go to the writer thread
 /// over a bounded channel (waiting asynchronously when it is full, so a slow output slows
 /// the run down instead of growing memory); the thread writes each chunk with one
-/// `write_all` and flushes. A plain response line ([`write_sent`](Output::write_sent)) is
-/// formatted on that thread too, which also frees the response: the runtime thread, the
-/// busy one, only hands it over. A write error ends the thread; it is returned by the next
+/// `write_all` and flushes. A write error ends the thread; it is returned by the next
 /// [`write`](Output::write), [`flush`](Output::flush) or [`finish`](Output::finish).
 pub struct Output {
-    chunk: Chunk,
-    /// Body bytes of the responses in `chunk` (they count toward its size).
-    sent_bytes: usize,
+    chunk: Vec<u8>,
     format: Format,
-    tx: Option<mpsc::Sender<Chunk>>,
+    tx: Option<mpsc::Sender<Vec<u8>>>,
     done: Option<oneshot::Receiver<std::io::Result<()>>>,
     error: Arc<Mutex<Option<std::io::Error>>>,
 }
@@ -538,7 +459,7 @@ pub struct Output {
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Output")
-            .field("pending", &self.chunk.items.len())
+            .field("pending", &self.chunk.len())
             .finish_non_exhaustive()
     }
 }
@@ -553,7 +474,7 @@ impl Output {
     /// Records in `format` to `sink`, written by a new thread (CSV starts with its header
     /// row).
     pub fn with_format(sink: impl Write + Send + 'static, format: Format) -> std::io::Result<Self> {
-        let (tx, mut rx) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
         let (done_tx, done) = oneshot::channel();
         let error = Arc::new(Mutex::new(None));
         let slot = error.clone();
@@ -563,8 +484,7 @@ impl Output {
                 let mut sink = sink;
                 let mut result = Ok(());
                 while let Some(chunk) = rx.blocking_recv() {
-                    let bytes = chunk.render(format);
-                    if let Err(e) = sink.write_all(&bytes).and_then(|()| sink.flush()) {
+                    if let Err(e) = sink.write_all(&chunk).and_then(|()| sink.flush()) {
                         // Also seen by the sender, whose next send fails as `rx` is dropped.
                         *slot.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some(std::io::Error::new(e.kind(), e.to_string()));
@@ -575,15 +495,13 @@ impl Output {
                 drop(rx);
                 let _ = done_tx.send(result);
             })?;
-        let mut chunk = Chunk::new();
+        let mut chunk = Vec::with_capacity(BATCH + 1024);
         if format == Format::Csv {
-            chunk.bytes.extend_from_slice(CSV_HEADER.as_bytes());
-            chunk.bytes.extend_from_slice(b"\r\n");
-            chunk.lines_written();
+            chunk.extend_from_slice(CSV_HEADER.as_bytes());
+            chunk.extend_from_slice(b"\r\n");
         }
         Ok(Output {
             chunk,
-            sent_bytes: 0,
             format,
             tx: Some(tx),
             done: Some(done),
@@ -593,25 +511,17 @@ impl Output {
 
     /// Writes one record and a newline (buffered).
     pub async fn write(&mut self, record: &Record<'_>) -> std::io::Result<()> {
-        write_record(&mut self.chunk.bytes, record, self.format);
-        self.chunk.lines_written();
-        self.send_if_full().await
-    }
-
-    /// Writes the line of a response, `Record::sent(index, &sent)` with nothing added,
-    /// formatted later on the writer thread (in order with the other lines).
-    pub async fn write_sent(&mut self, index: usize, sent: Sent) -> std::io::Result<()> {
-        // The body is held until the line is written: it counts toward the chunk's size,
-        // so the bodies waiting for the writer stay bounded like the lines.
-        self.sent_bytes += sent.fetched.body().len() + 256;
-        self.chunk.items.push(Item::Sent(index, sent));
-        self.send_if_full().await
-    }
-
-    async fn send_if_full(&mut self) -> std::io::Result<()> {
-        if self.chunk.bytes.len() + self.sent_bytes >= BATCH
-            || self.chunk.items.len() >= SENT_PER_CHUNK
-        {
+        match self.format {
+            Format::Json => record.write_json(&mut self.chunk),
+            Format::Csv => record.write_csv(&mut self.chunk),
+            Format::Brief => record.write_brief_json(&mut self.chunk),
+        }
+        if self.format == Format::Csv {
+            // RFC 4180 rows end in CRLF.
+            self.chunk.push(b'\r');
+        }
+        self.chunk.push(b'\n');
+        if self.chunk.len() >= BATCH {
             self.send().await?;
         }
         Ok(())
@@ -638,8 +548,7 @@ impl Output {
     }
 
     async fn send(&mut self) -> std::io::Result<()> {
-        let chunk = std::mem::replace(&mut self.chunk, Chunk::new());
-        self.sent_bytes = 0;
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(BATCH + 1024));
         let sent = match &self.tx {
             Some(tx) => tx.send(chunk).await.is_ok(),
             None => false,
@@ -719,59 +628,6 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[1].starts_with(r#"{"index":1,"url":null,"#), "{text}");
-    }
-
-    async fn sent(body: &'static str) -> Sent {
-        let uri: http::Uri = "http://a.test/x".parse().unwrap();
-        let resp = http::Response::new(fastreq::ResponseBody::from(body));
-        let fetched = fastreq::Fetched::from_response(resp, &uri, std::time::Instant::now())
-            .await
-            .unwrap();
-        Sent {
-            url: "http://a.test/x".into(),
-            proxy: None,
-            fetched,
-        }
-    }
-
-    #[tokio::test]
-    async fn responses_formatted_on_the_writer_thread_keep_their_place() {
-        for format in [Format::Json, Format::Csv] {
-            let failed = Failed::unsent(Error::new(ErrorKind::InvalidRequest), None);
-            let shared = Shared::default();
-            let mut out = Output::with_format(shared.clone(), format).unwrap();
-            let mut expected = Vec::new();
-            if format == Format::Csv {
-                expected.extend_from_slice(CSV_HEADER.as_bytes());
-                expected.extend_from_slice(b"\r\n");
-            }
-            // Failures (formatted at once) and responses (formatted by the writer thread)
-            // mixed, over several chunks, bodies counted toward a chunk's size.
-            for i in 0..2_000 {
-                if i % 7 == 3 {
-                    let record = Record::failed(i, &failed);
-                    write_record(&mut expected, &record, format);
-                    out.write(&record).await.unwrap();
-                } else {
-                    let body = if i % 100 == 0 {
-                        "x".repeat(40_000)
-                    } else {
-                        "hi".into()
-                    };
-                    let s = sent(Box::leak(body.into_boxed_str())).await;
-                    write_record(&mut expected, &Record::sent(i, &s), format);
-                    out.write_sent(i, s).await.unwrap();
-                }
-                if i == 1_000 {
-                    out.flush().await.unwrap();
-                }
-            }
-            out.finish().await.unwrap();
-            // Byte for byte (`elapsed_ms` was fixed when each `Fetched` was made).
-            let written = shared.0.lock().unwrap().clone();
-            assert_eq!(written.len(), expected.len(), "{format:?}");
-            assert!(written == expected, "{format:?}");
-        }
     }
 
     #[tokio::test]

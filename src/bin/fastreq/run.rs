@@ -461,10 +461,6 @@ impl Sink {
                 if !self.filter.keeps(Some(status)) {
                     return self.drop_line(&Record::sent(index, &sent)).await;
                 }
-                if self.headers.is_none() && !self.include_body && self.save_dir.is_none() {
-                    // The plain line: formatted on the output thread.
-                    return self.output.write_sent(index, sent).await;
-                }
                 let mut record = Record::sent(index, &sent);
                 if let Some(names) = &self.headers {
                     record.headers = Some(Some(Headers {
