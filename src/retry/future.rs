@@ -17,40 +17,30 @@ use super::backoff::BackoffRng;
 use super::policy::{is_unprocessed_error, mark_error, Config, NotRetried};
 use super::retry_after::retry_after;
 use crate::body::Body;
-use crate::collect::CollectBody;
 use crate::error::{Error, ErrorKind};
-use crate::ext::{Attempts, Deadline};
+use crate::ext::{Attempts, Deadline, ExtensionsSnapshot};
 
 /// What is needed to send the request again: its head (method, URI, version, headers and
 /// every extension) and a replayable body.
 pub(super) struct Template {
+    /// The head, without its extensions (they are in `extensions`).
     parts: http::request::Parts,
+    extensions: ExtensionsSnapshot,
     body: Body,
-    /// The request carried [`CollectBody`] as its only extension: `parts` holds none, and
-    /// a replay gets the marker back. Saves copying (and dropping) an extension map per
-    /// request for what is the common case under [`Fetch`](crate::Fetch).
-    collect_only: bool,
 }
 
 impl Template {
     /// A copy of the head `parts` and of the replayable `body`.
     pub(super) fn new(parts: &http::request::Parts, body: Body) -> Self {
-        let ext = &parts.extensions;
-        let collect_only = ext.len() == 1 && ext.get::<CollectBody>().is_some();
-        let parts = if collect_only {
-            let mut head = Request::new(());
-            *head.method_mut() = parts.method.clone();
-            *head.uri_mut() = parts.uri.clone();
-            *head.version_mut() = parts.version;
-            *head.headers_mut() = parts.headers.clone();
-            head.into_parts().0
-        } else {
-            parts.clone()
-        };
+        let mut head = Request::new(());
+        *head.method_mut() = parts.method.clone();
+        *head.uri_mut() = parts.uri.clone();
+        *head.version_mut() = parts.version;
+        *head.headers_mut() = parts.headers.clone();
         Template {
-            parts,
+            parts: head.into_parts().0,
+            extensions: ExtensionsSnapshot::of(&parts.extensions),
             body,
-            collect_only,
         }
     }
 
@@ -60,9 +50,7 @@ impl Template {
             .try_clone()
             .expect("a template only holds replayable bodies");
         let mut req = Request::from_parts(self.parts.clone(), body);
-        if self.collect_only {
-            req.extensions_mut().insert(CollectBody);
-        }
+        *req.extensions_mut() = self.extensions.extensions();
         req
     }
 }
@@ -234,7 +222,7 @@ where
                             let guard = this
                                 .template
                                 .as_ref()
-                                .and_then(|t| crate::ext::WaitGuard::start(&t.parts.extensions));
+                                .and_then(|t| t.extensions.wait().map(crate::ext::WaitGuard::of));
                             this.state.set(State::Backoff {
                                 guard,
                                 sleep: Box::pin(tokio::time::sleep(delay)),
