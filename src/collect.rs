@@ -67,7 +67,8 @@ use crate::proxy::SelectedProxy;
 use crate::response::{ResponseBody, DEFAULT_BODY_LIMIT};
 
 /// A request extension asking [`Collect`] to read the whole response body before the
-/// request's future completes. [`Fetch`](crate::Fetch) adds it to every request.
+/// request's future completes. [`Fetch`](crate::Fetch) adds it to every request;
+/// [`Collect`] takes it off, so the layers below it never see it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CollectBody;
 
@@ -137,8 +138,14 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let collect = req.extensions().get::<CollectBody>().is_some();
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Taken off the request: the layers below have no use for the marker, and a request
+        // left with no extension is cheaper for each of them to snapshot (redirects) and drop.
+        let ext = req.extensions_mut();
+        let collect = ext.remove::<CollectBody>().is_some();
+        if collect && ext.is_empty() {
+            *ext = http::Extensions::new();
+        }
         ResponseFuture {
             state: State::Head {
                 fut: self.inner.call(req),

@@ -25,6 +25,7 @@
 //! assert_eq!(redacted, "https://api.test/v1?api_key=REDACTED&q=rust");
 //! ```
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
@@ -612,13 +613,71 @@ impl Redactor {
     ///
     /// Works on anything URL-shaped, also on strings that do not parse as URLs.
     pub fn redact(&self, url: &str) -> String {
-        let (base, tail) = match url.find(['?', '#']) {
+        match self.redact_cow(url) {
+            Cow::Borrowed(s) => s.to_owned(),
+            Cow::Owned(s) => s,
+        }
+    }
+
+    /// [`redact`](Redactor::redact) for an owned string: returned as it is, without a
+    /// copy, when it holds nothing secret (most URLs).
+    ///
+    /// ```
+    /// let r = fastreq::Redactor::default();
+    /// assert_eq!(r.redact_owned("http://h.test/a".to_owned()), "http://h.test/a");
+    /// assert_eq!(r.redact_owned("http://u:p@h.test/?token=1".to_owned()), "http://h.test/?token=REDACTED");
+    /// ```
+    pub fn redact_owned(&self, url: String) -> String {
+        let redacted = match self.redact_cow(&url) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(s) => Some(s),
+        };
+        redacted.unwrap_or(url)
+    }
+
+    /// Whether the query and fragment `tail` name a secret parameter: the pairs read as
+    /// [`redact_cow`](Redactor::redact_cow) reads them up to the first secret one.
+    fn has_secret_param(&self, tail: &str) -> bool {
+        let mut rest = tail;
+        while !rest.is_empty() {
+            // Past the separator (ASCII).
+            rest = &rest[1..];
+            let end = rest.find(['&', ';', '?', '#']).unwrap_or(rest.len());
+            if let Some((name, _)) = rest[..end].split_once('=') {
+                if self.is_secret(name) {
+                    return true;
+                }
+            }
+            rest = &rest[end..];
+        }
+        false
+    }
+
+    /// [`redact`](Redactor::redact) without a copy when nothing is secret: borrows `url`
+    /// then, else returns the redacted string.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// let r = fastreq::Redactor::default();
+    /// assert!(matches!(r.redact_cow("http://h.test/a?q=1"), Cow::Borrowed(_)));
+    /// assert_eq!(r.redact_cow("http://h.test/?api_key=1"), "http://h.test/?api_key=REDACTED");
+    /// ```
+    pub fn redact_cow<'a>(&self, url: &'a str) -> Cow<'a, str> {
+        // The common path: one pass over the bytes, without branches (vectorised), finds
+        // that there is no userinfo, query nor fragment to look at.
+        let bytes = url.as_bytes();
+        if !bytes.iter().fold(false, |any, &b| {
+            any | (b == b'?') | (b == b'#') | (b == b'@')
+        }) {
+            return Cow::Borrowed(url);
+        }
+        let (base, tail) = match bytes.iter().position(|&b| b == b'?' || b == b'#') {
             Some(i) => url.split_at(i),
             None => (url, ""),
         };
         let userinfo = userinfo_range(base);
-        if userinfo.is_none() && !tail.contains('=') {
-            return url.to_owned();
+        if userinfo.is_none() && !self.has_secret_param(tail) {
+            return Cow::Borrowed(url);
         }
         let mut out = String::with_capacity(url.len());
         match userinfo {
@@ -649,7 +708,7 @@ impl Redactor {
             }
             rest = &rest[end..];
         }
-        out
+        Cow::Owned(out)
     }
 }
 
@@ -746,6 +805,29 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_cow_borrows_exactly_when_nothing_changes() {
+        let r = Redactor::default();
+        for url in [
+            "http://h.test/",
+            "http://h.test/a?q=1&r=2#f",
+            "h.test:80?key",
+            "http://h.test/?token",
+            "http://u:p@h.test/",
+            "http://h.test/?a=1&TOKEN=2",
+            "http://h.test/?a=1;api%5Fkey=2",
+            "http://h.test/#sig=1",
+            "http://h.test/?x=a?token=b",
+            "mailto:a@b",
+        ] {
+            let cow = r.redact_cow(url);
+            let changed = matches!(cow, Cow::Owned(_));
+            assert_eq!(changed, cow != url, "{url}");
+            assert_eq!(r.redact(url), cow, "{url}");
+            assert_eq!(r.redact_owned(url.to_owned()), cow, "{url}");
+        }
+    }
 
     #[test]
     fn redacts_userinfo_and_params() {

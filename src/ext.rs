@@ -164,14 +164,72 @@ pub(crate) struct WaitGuard {
 impl WaitGuard {
     /// Starts a wait for the request with these extensions, if it has a [`WaitTime`].
     pub(crate) fn start(extensions: &http::Extensions) -> Option<WaitGuard> {
-        let wait = extensions.get::<WaitTime>()?.clone();
+        extensions.get::<WaitTime>().map(WaitGuard::of)
+    }
+
+    /// Starts a wait counted in `wait`.
+    pub(crate) fn of(wait: &WaitTime) -> WaitGuard {
+        let wait = wait.clone();
         if let Some(g) = &wait.0.gauge {
             g.fetch_add(1, Ordering::Relaxed);
         }
-        Some(WaitGuard {
+        WaitGuard {
             wait,
             since: Instant::now(),
-        })
+        }
+    }
+}
+
+/// A copy of a request's extensions kept for a later request (a retry's replay, a redirect's
+/// next hop). The usual sets (none, [`CollectBody`](crate::collect::CollectBody),
+/// [`WaitTime`]) are kept as what they are rather than as a copy of the map: copying an
+/// extension map costs an allocation per entry and one for the map, once per request.
+#[derive(Debug)]
+pub(crate) enum ExtensionsSnapshot {
+    Known {
+        collect: bool,
+        wait: Option<WaitTime>,
+    },
+    Full(http::Extensions),
+}
+
+impl ExtensionsSnapshot {
+    pub(crate) fn of(extensions: &http::Extensions) -> Self {
+        let collect = extensions.get::<crate::collect::CollectBody>().is_some();
+        let wait = extensions.get::<WaitTime>();
+        if extensions.len() == usize::from(collect) + usize::from(wait.is_some()) {
+            ExtensionsSnapshot::Known {
+                collect,
+                wait: wait.cloned(),
+            }
+        } else {
+            ExtensionsSnapshot::Full(extensions.clone())
+        }
+    }
+
+    /// The extensions for the next request.
+    pub(crate) fn extensions(&self) -> http::Extensions {
+        match self {
+            ExtensionsSnapshot::Known { collect, wait } => {
+                let mut ext = http::Extensions::new();
+                if *collect {
+                    ext.insert(crate::collect::CollectBody);
+                }
+                if let Some(w) = wait {
+                    ext.insert(w.clone());
+                }
+                ext
+            }
+            ExtensionsSnapshot::Full(ext) => ext.clone(),
+        }
+    }
+
+    /// The request's [`WaitTime`], if it has one.
+    pub(crate) fn wait(&self) -> Option<&WaitTime> {
+        match self {
+            ExtensionsSnapshot::Known { wait, .. } => wait.as_ref(),
+            ExtensionsSnapshot::Full(ext) => ext.get::<WaitTime>(),
+        }
     }
 }
 
@@ -200,5 +258,51 @@ impl Deadline {
     /// The time left until the deadline (zero once it has passed).
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::CollectBody;
+
+    #[test]
+    fn extension_snapshots_give_back_what_they_took() {
+        // Nothing, the marker, the wait, both: kept without the map.
+        let wait = WaitTime::new();
+        for (collect, with_wait) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut ext = http::Extensions::new();
+            if collect {
+                ext.insert(CollectBody);
+            }
+            if with_wait {
+                ext.insert(wait.clone());
+            }
+            let snap = ExtensionsSnapshot::of(&ext);
+            assert!(matches!(snap, ExtensionsSnapshot::Known { .. }));
+            let back = snap.extensions();
+            assert_eq!(back.len(), ext.len());
+            assert_eq!(back.get::<CollectBody>().is_some(), collect);
+            assert_eq!(snap.wait().is_some(), with_wait);
+            if with_wait {
+                // The same shared counter, not a new one.
+                back.get::<WaitTime>()
+                    .unwrap()
+                    .add(Duration::from_millis(5));
+                assert_eq!(
+                    wait.get(),
+                    Duration::from_millis(5) * (1 + u32::from(collect))
+                );
+            }
+        }
+        // Anything else: the whole map is copied.
+        let mut ext = http::Extensions::new();
+        ext.insert(CollectBody);
+        ext.insert(MaxRetries(2));
+        let snap = ExtensionsSnapshot::of(&ext);
+        assert!(matches!(snap, ExtensionsSnapshot::Full(_)));
+        let back = snap.extensions();
+        assert_eq!(back.get::<MaxRetries>(), Some(&MaxRetries(2)));
+        assert!(back.get::<CollectBody>().is_some());
     }
 }

@@ -218,18 +218,22 @@ async fn send(
         .expect("request finished in time")
 }
 
+/// GET `path` of `server` through `backend`, within the test's time bound.
+async fn get(
+    backend: &Backend,
+    server: &H3Server,
+    path: &str,
+) -> Result<http::Response<fastreq::ResponseBody>, fastreq::Error> {
+    send(backend, fastreq::get(server.url(path)).build().unwrap()).await
+}
+
 #[tokio::test]
 async fn get_and_post_with_full_and_streamed_bodies() {
     let server = H3Server::start();
     let backend = server.backend().build().unwrap();
     assert!(backend.is_http3());
 
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_3);
     assert_eq!(resp.final_url().unwrap().to_string(), server.url("/hello"));
@@ -260,12 +264,7 @@ async fn get_and_post_with_full_and_streamed_bodies() {
     assert_eq!(resp.text().await.unwrap(), "part0;part1;part2;part3;part4;");
 
     // A large response body streams in many frames.
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/big?n=1000000")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/big?n=1000000").await.unwrap();
     let mut body = resp.into_body();
     let mut frames = 0;
     let mut total = 0;
@@ -310,31 +309,16 @@ async fn many_concurrent_requests_share_one_connection() {
 async fn a_closed_connection_is_replaced() {
     let server = H3Server::start();
     let backend = server.backend().build().unwrap();
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "hello h3");
     assert_eq!(server.connections(), 1);
 
     server.close_connections();
     // Whether the client saw the close yet or not, the next request gets an answer.
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "hello h3");
     assert_eq!(server.connections(), 2);
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(server.connections(), 2);
 }
@@ -347,12 +331,7 @@ async fn an_untrusted_certificate_is_a_tls_error() {
         .tls_built_in_root_certs(false)
         .build()
         .unwrap();
-    let err = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap_err();
+    let err = get(&backend, &server, "/hello").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
     assert!(err.url().unwrap().contains("/hello"));
     assert_eq!(server.requests(), 0);
@@ -364,18 +343,13 @@ async fn an_untrusted_certificate_is_a_tls_error() {
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn nothing_listening_fails_within_the_connect_timeout() {
-    // A port that was free a moment ago: nobody answers QUIC there.
+/// A UDP port that was free a moment ago (nobody answers QUIC there), and an HTTP/3
+/// backend with a 500 ms connect timeout.
+fn silent_port_and_backend() -> (u16, Backend) {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -386,6 +360,13 @@ async fn nothing_listening_fails_within_the_connect_timeout() {
         .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
+    (port, backend)
+}
+
+#[tokio::test]
+async fn nothing_listening_fails_within_the_connect_timeout() {
+    // A port that was free a moment ago: nobody answers QUIC there.
+    let (port, backend) = silent_port_and_backend();
     let started = Instant::now();
     let req = fastreq::get(format!("https://127.0.0.1:{port}/"))
         .build()
@@ -402,16 +383,7 @@ async fn nothing_listening_fails_within_the_connect_timeout() {
 
 #[tokio::test]
 async fn concurrent_first_requests_share_one_failed_handshake() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let backend = Backend::builder()
-        .http3_prior_knowledge()
-        .connect_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let (port, backend) = silent_port_and_backend();
     let started = Instant::now();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -462,12 +434,7 @@ async fn request_timeout_is_honoured() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // The connection is still good for the next request.
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(server.connections(), 1);
 }
@@ -476,20 +443,10 @@ async fn request_timeout_is_honoured() {
 async fn the_body_limit_applies() {
     let server = H3Server::start();
     let backend = server.backend().body_limit(1000).build().unwrap();
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/big?n=5000")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/big?n=5000").await.unwrap();
     let err = resp.bytes().await.unwrap_err();
     assert!(err.is_body_too_large(), "{err}");
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/big?n=999")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/big?n=999").await.unwrap();
     assert_eq!(resp.bytes().await.unwrap().len(), 999);
 }
 
@@ -548,12 +505,7 @@ async fn a_failing_request_body_is_never_sent_as_complete() {
     let seen = server.next_body().await;
     assert!(seen.is_err(), "the server took {seen:?} as a complete body");
     // The connection serves the next request.
-    let resp = send(
-        &backend,
-        fastreq::get(server.url("/hello")).build().unwrap(),
-    )
-    .await
-    .unwrap();
+    let resp = get(&backend, &server, "/hello").await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 

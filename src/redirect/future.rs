@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use http::header::{
     CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, TRANSFER_ENCODING,
 };
-use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 use url::Url;
@@ -20,7 +20,7 @@ use super::policy::{Action, Attempt, Policy};
 use super::RedirectCount;
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
-use crate::ext::FinalUrl;
+use crate::ext::{ExtensionsSnapshot, FinalUrl};
 
 pin_project! {
     /// The response future of [`FollowRedirect`](super::FollowRedirect).
@@ -64,7 +64,7 @@ struct Chain<S, P> {
     /// The headers of the next hop; credentials removed for good once the chain crossed
     /// origin.
     headers: HeaderMap,
-    extensions: Extensions,
+    extensions: ExtensionsSnapshot,
     /// A replayable copy of the body; `None` when the body is a stream.
     body: Option<Body>,
     /// The current URL, parsed at the first redirect.
@@ -92,7 +92,7 @@ where
         let method = req.method().clone();
         let version = req.version();
         let headers = req.headers().clone();
-        let extensions = req.extensions().clone();
+        let extensions = ExtensionsSnapshot::of(req.extensions());
         let future = ready.call(req);
         ResponseFuture {
             state: State::Calling { future },
@@ -425,7 +425,7 @@ impl<S, P: Policy> Chain<S, P> {
         *request.uri_mut() = uri;
         *request.version_mut() = self.version;
         *request.headers_mut() = self.headers.clone();
-        *request.extensions_mut() = self.extensions.clone();
+        *request.extensions_mut() = self.extensions.extensions();
         Ok(Some(request))
     }
 }

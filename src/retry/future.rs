@@ -18,22 +18,40 @@ use super::policy::{is_unprocessed_error, mark_error, Config, NotRetried};
 use super::retry_after::retry_after;
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
-use crate::ext::{Attempts, Deadline};
+use crate::ext::{Attempts, Deadline, ExtensionsSnapshot};
 
 /// What is needed to send the request again: its head (method, URI, version, headers and
 /// every extension) and a replayable body.
 pub(super) struct Template {
-    pub(super) parts: http::request::Parts,
-    pub(super) body: Body,
+    /// The head, without its extensions (they are in `extensions`).
+    parts: http::request::Parts,
+    extensions: ExtensionsSnapshot,
+    body: Body,
 }
 
 impl Template {
+    /// A copy of the head `parts` and of the replayable `body`.
+    pub(super) fn new(parts: &http::request::Parts, body: Body) -> Self {
+        let mut head = Request::new(());
+        *head.method_mut() = parts.method.clone();
+        *head.uri_mut() = parts.uri.clone();
+        *head.version_mut() = parts.version;
+        *head.headers_mut() = parts.headers.clone();
+        Template {
+            parts: head.into_parts().0,
+            extensions: ExtensionsSnapshot::of(&parts.extensions),
+            body,
+        }
+    }
+
     fn request(&self) -> Request<Body> {
         let body = self
             .body
             .try_clone()
             .expect("a template only holds replayable bodies");
-        Request::from_parts(self.parts.clone(), body)
+        let mut req = Request::from_parts(self.parts.clone(), body);
+        *req.extensions_mut() = self.extensions.extensions();
+        req
     }
 }
 
@@ -204,7 +222,7 @@ where
                             let guard = this
                                 .template
                                 .as_ref()
-                                .and_then(|t| crate::ext::WaitGuard::start(&t.parts.extensions));
+                                .and_then(|t| t.extensions.wait().map(crate::ext::WaitGuard::of));
                             this.state.set(State::Backoff {
                                 guard,
                                 sleep: Box::pin(tokio::time::sleep(delay)),

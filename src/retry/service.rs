@@ -141,10 +141,7 @@ where
                 Some(body) => {
                     blocked = method_blocked;
                     let (parts, first) = req.into_parts();
-                    template = Some(Template {
-                        parts: parts.clone(),
-                        body,
-                    });
+                    template = Some(Template::new(&parts, body));
                     Request::from_parts(parts, first)
                 }
             }

@@ -141,7 +141,7 @@ impl<'a> Record<'a> {
         Record {
             index,
             url: Some(&sent.url),
-            final_url: Some(Cow::Owned(fastreq::redact_url(f.final_url_str()))),
+            final_url: Some(crate::service::redact(f.final_url_str())),
             status: Some(f.status().as_u16()),
             elapsed_ms: millis(f.elapsed()),
             wait_ms: millis(f.wait()),
@@ -200,6 +200,15 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (URLs, kinds, versions) need no escape: one pass without branches
+    // that the compiler vectorises, then one copy.
+    if !bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    }) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {

@@ -2,6 +2,7 @@
 //! the request URL (redacted) and how long a failed request took, and that cancels every
 //! request still running when the run is stopped.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
@@ -81,9 +82,43 @@ impl From<Failed> for NoResponse {
     }
 }
 
+thread_local! {
+    // One per thread: no shared counter bumped per request.
+    static REDACTOR: fastreq::Redactor = fastreq::Redactor::default();
+}
+
+/// `url` redacted (userinfo, secret parameters), borrowed when there is nothing to hide.
+pub fn redact(url: &str) -> Cow<'_, str> {
+    REDACTOR.with(|r| r.redact_cow(url))
+}
+
 /// The URL an output line records for `req`: redacted.
 pub fn request_url<B>(req: &Request<B>) -> String {
-    fastreq::redact_url(&req.uri().to_string())
+    let uri = req.uri();
+    // What `Uri`'s `Display` writes, without the formatting machinery (once per request).
+    let url = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => {
+            let (path, query) = (uri.path(), uri.query());
+            let mut s = String::with_capacity(
+                scheme.len()
+                    + 3
+                    + authority.as_str().len()
+                    + path.len()
+                    + query.map_or(0, |q| q.len() + 1),
+            );
+            s.push_str(scheme);
+            s.push_str("://");
+            s.push_str(authority.as_str());
+            s.push_str(path);
+            if let Some(q) = query {
+                s.push('?');
+                s.push_str(q);
+            }
+            s
+        }
+        _ => uri.to_string(),
+    };
+    REDACTOR.with(|r| r.redact_owned(url))
 }
 
 /// Resolves when `stop` turns true; never if its sender is gone without that.
@@ -178,5 +213,32 @@ where
                 })),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_url_is_the_redacted_display_of_the_uri() {
+        for url in [
+            "http://h.test/",
+            "http://h.test",
+            "https://h.test:8443/a/b?x=1&y=2",
+            "http://u:secret@h.test/p?token=abc&q=1#frag",
+            "http://[::1]:8080/p?api_key=1",
+            "http://h.test/a%20b?q=%22",
+        ] {
+            let req = Request::get(url).body(()).unwrap();
+            let expected = fastreq::redact_url(&req.uri().to_string());
+            assert_eq!(request_url(&req), expected, "{url}");
+            assert!(!request_url(&req).contains("secret"));
+        }
+        assert!(matches!(redact("http://h.test/?q=1"), Cow::Borrowed(_)));
+        assert_eq!(
+            redact("http://h.test/?token=1"),
+            "http://h.test/?token=REDACTED"
+        );
     }
 }
