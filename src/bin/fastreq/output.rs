@@ -180,6 +180,81 @@ impl<'a> Record<'a> {
     }
 }
 
+/// What a line carries beyond the bare record: response headers (`--include-headers`,
+/// `--header-fields`), the body (`--include-body`), the file of the saved body
+/// (`--save-bodies`). Shared by file runs and queue workers.
+#[derive(Debug)]
+pub struct Extras {
+    include_body: bool,
+    save_dir: Option<PathBuf>,
+    /// `Some(None)`: every header; `Some(Some(names))`: those.
+    headers: Option<Option<Vec<http::HeaderName>>>,
+    /// A body could not be saved (the exit status says so).
+    pub save_failed: bool,
+}
+
+impl Extras {
+    /// From the flags of `fetch`.
+    pub fn new(args: &crate::args::FetchArgs) -> Self {
+        Extras {
+            include_body: args.include_body,
+            save_dir: args.save_bodies.clone(),
+            headers: if args.include_headers {
+                Some(None)
+            } else if !args.header_fields.is_empty() {
+                Some(Some(args.header_fields.clone()))
+            } else {
+                None
+            },
+            save_failed: false,
+        }
+    }
+
+    /// The full record of response `index`, its body saved first when asked (a failure to
+    /// save is reported on stderr and in `save_failed`; the line says `"body_file":null`).
+    pub async fn sent<'a>(&'a mut self, index: usize, sent: &'a Sent) -> Record<'a> {
+        let fetched = &sent.fetched;
+        let mut record = Record::sent(index, sent);
+        if let Some(names) = &self.headers {
+            record.headers = Some(Some(Headers {
+                map: fetched.headers(),
+                names: names.as_deref(),
+            }));
+        }
+        if self.include_body {
+            record.body = Some(Some(String::from_utf8_lossy(fetched.body())));
+        }
+        if let Some(dir) = &self.save_dir {
+            record.body_file = Some(match save_body(dir, index, fetched.body()).await {
+                Ok(path) => Some(path.display().to_string()),
+                Err(e) => {
+                    crate::say(&format!(
+                        "fastreq: error: cannot save the body of request {index}: {e}"
+                    ));
+                    self.save_failed = true;
+                    None
+                }
+            });
+        }
+        record
+    }
+
+    /// The full record of failure `index` (each extra asked for is `null`).
+    pub fn failed<'a>(&self, index: usize, failed: &'a Failed) -> Record<'a> {
+        let mut record = Record::failed(index, failed);
+        if self.headers.is_some() {
+            record.headers = Some(None);
+        }
+        if self.include_body {
+            record.body = Some(None);
+        }
+        if self.save_dir.is_some() {
+            record.body_file = Some(None);
+        }
+        record
+    }
+}
+
 /// The name of the file holding the body of outcome `index`: `<index>.body`. Made of
 /// digits only, so no input can make it escape the directory.
 pub fn body_file_name(index: usize) -> String {

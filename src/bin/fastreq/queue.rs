@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::args::{FetchArgs, FormatArg};
 use crate::input::{self, Defaults, Line, MAX_LINE};
-use crate::output::{save_body, Headers, Record};
+use crate::output::Extras;
 use crate::resume::Bits;
 use crate::run::{next_signal, Signals, StopSignal, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::service::{stopped, Failed, NoResponse, Sent, Timed};
@@ -409,10 +409,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// How outcomes are written (the flags of `fetch` that apply to a worker).
 struct Lines {
-    include_body: bool,
-    save_dir: Option<PathBuf>,
-    save_failed: bool,
-    headers: Option<Option<Vec<http::HeaderName>>>,
+    extras: Extras,
 }
 
 impl Lines {
@@ -433,45 +430,13 @@ impl Lines {
                     fetched.elapsed().saturating_sub(fetched.wait()),
                     fetched.attempts(),
                 );
-                let mut record = Record::sent(index, &sent);
-                if let Some(names) = &self.headers {
-                    record.headers = Some(Some(Headers {
-                        map: fetched.headers(),
-                        names: names.as_deref(),
-                    }));
-                }
-                if self.include_body {
-                    record.body = Some(Some(String::from_utf8_lossy(fetched.body())));
-                }
-                if let Some(dir) = &self.save_dir {
-                    record.body_file = Some(match save_body(dir, index, fetched.body()).await {
-                        Ok(path) => Some(path.display().to_string()),
-                        Err(e) => {
-                            crate::say(&format!(
-                                "fastreq: error: cannot save the body of request {index}: {e}"
-                            ));
-                            self.save_failed = true;
-                            None
-                        }
-                    });
-                }
-                record.write_json(&mut out);
+                self.extras.sent(index, &sent).await.write_json(&mut out);
             }
             Err(NoResponse::Failed(failed)) => {
                 summary.failure(failed.error.kind().as_str(), failed.attempts, || {
                     failed.error.to_string()
                 });
-                let mut record = Record::failed(index, &failed);
-                if self.headers.is_some() {
-                    record.headers = Some(None);
-                }
-                if self.include_body {
-                    record.body = Some(None);
-                }
-                if self.save_dir.is_some() {
-                    record.body_file = Some(None);
-                }
-                record.write_json(&mut out);
+                self.extras.failed(index, &failed).write_json(&mut out);
             }
             Err(NoResponse::Skipped | NoResponse::Cancelled) => return None,
         }
@@ -563,16 +528,7 @@ pub async fn work(args: FetchArgs, verbose: u8) -> i32 {
         follow: args.follow,
         file,
         lines: Lines {
-            include_body: args.include_body,
-            save_dir: args.save_bodies,
-            save_failed: false,
-            headers: if args.include_headers {
-                Some(None)
-            } else if !args.header_fields.is_empty() {
-                Some(Some(args.header_fields))
-            } else {
-                None
-            },
+            extras: Extras::new(&args),
         },
         quiet: args.quiet,
     };
@@ -816,7 +772,7 @@ impl Worker {
         let _ = queue_done.await;
         drop(signals);
 
-        let mut code = if summary.failures > 0 || lines.save_failed {
+        let mut code = if summary.failures > 0 || lines.extras.save_failed {
             EXIT_FAILED
         } else {
             EXIT_OK

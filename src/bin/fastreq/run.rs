@@ -17,7 +17,7 @@ use crate::args::FetchArgs;
 use crate::args::FormatArg;
 use crate::filter::Filter;
 use crate::input::{self, Defaults, ReadError};
-use crate::output::{save_body, Format, Headers, Output, Record};
+use crate::output::{Extras, Format, Output, Record};
 use crate::progress::{self, Mode, Reporter, UNKNOWN};
 use crate::resume::{self, Bits};
 use crate::service::{stopped, NoResponse, Sent, Timed};
@@ -57,15 +57,12 @@ struct Job {
 /// Where outcomes go.
 struct Sink {
     output: Output,
-    save_dir: Option<PathBuf>,
-    include_body: bool,
-    save_failed: bool,
+    /// Headers, body, saved body: what each line carries beyond the bare record.
+    extras: Extras,
     /// `--match-status`, `--filter-status`.
     filter: Filter,
     /// With -o FILE and a filter: FILE.filtered, the brief lines of the dropped outcomes.
     filtered: Option<Output>,
-    /// `--include-headers`: `Some(None)`; `--header-fields`: `Some(Some(names))`.
-    headers: Option<Option<Vec<http::HeaderName>>>,
 }
 
 /// Runs `fastreq fetch`; returns the exit status.
@@ -224,18 +221,9 @@ async fn prepare(args: FetchArgs, verbose: u8) -> Result<Job, String> {
         input_path,
         sink: Sink {
             output,
-            save_dir: args.save_bodies,
-            include_body: args.include_body,
-            save_failed: false,
+            extras: Extras::new(&args),
             filter,
             filtered,
-            headers: if args.include_headers {
-                Some(None)
-            } else if !args.header_fields.is_empty() {
-                Some(Some(args.header_fields))
-            } else {
-                None
-            },
         },
         ordered: args.ordered,
         reorder_window: args.reorder_window,
@@ -382,7 +370,7 @@ impl Job {
             c.abort();
         }
 
-        let mut code = if summary.failures > 0 || sink.save_failed {
+        let mut code = if summary.failures > 0 || sink.extras.save_failed {
             EXIT_FAILED
         } else {
             EXIT_OK
@@ -464,28 +452,7 @@ impl Sink {
                 if !self.filter.keeps(Some(status)) {
                     return self.drop_line(&Record::sent(index, &sent)).await;
                 }
-                let mut record = Record::sent(index, &sent);
-                if let Some(names) = &self.headers {
-                    record.headers = Some(Some(Headers {
-                        map: fetched.headers(),
-                        names: names.as_deref(),
-                    }));
-                }
-                if self.include_body {
-                    record.body = Some(Some(String::from_utf8_lossy(fetched.body())));
-                }
-                if let Some(dir) = &self.save_dir {
-                    record.body_file = Some(match save_body(dir, index, fetched.body()).await {
-                        Ok(path) => Some(path.display().to_string()),
-                        Err(e) => {
-                            crate::say(&format!(
-                                "fastreq: error: cannot save the body of request {index}: {e}"
-                            ));
-                            self.save_failed = true;
-                            None
-                        }
-                    });
-                }
+                let record = self.extras.sent(index, &sent).await;
                 self.output.write(&record).await
             }
             Err(NoResponse::Failed(failed)) => {
@@ -496,16 +463,7 @@ impl Sink {
                 if !self.filter.keeps(None) {
                     return self.drop_line(&Record::failed(index, &failed)).await;
                 }
-                let mut record = Record::failed(index, &failed);
-                if self.headers.is_some() {
-                    record.headers = Some(None);
-                }
-                if self.include_body {
-                    record.body = Some(None);
-                }
-                if self.save_dir.is_some() {
-                    record.body_file = Some(None);
-                }
+                let record = self.extras.failed(index, &failed);
                 self.output.write(&record).await
             }
             Err(NoResponse::Skipped) => {
