@@ -13,72 +13,19 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fastreq::queue::{Job, Queue, QueueStatus};
 use serde_json::Value;
 use support::cli::{fastreq, finish_within, parse_lines, spawn, temp_dir, write_file};
+use support::redis::{answers, redis_url, required, unique};
 use support::{Reply, TestRequest, TestServer};
 
 /// Upper bound of every run and wait here.
 const LIMIT: Duration = Duration::from_secs(180);
-
-fn required() -> bool {
-    std::env::var("FASTREQ_REDIS_REQUIRED").is_ok_and(|v| v == "1")
-}
-
-/// Whether a Redis answers PING at `url`.
-fn answers(url: &str) -> bool {
-    let reachable = url::Url::parse(url).ok().and_then(|u| {
-        let host = u.host_str()?.to_owned();
-        let port = u.port().unwrap_or(6379);
-        let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-            .ok()?
-            .next()?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        s.write_all(b"PING\r\n").ok()?;
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).ok()?;
-        (n > 0 && (buf[0] == b'+' || buf[0] == b'-')).then_some(())
-    });
-    reachable.is_some()
-}
-
-/// The Redis URL, or `None` (after saying so) when no server answers.
-fn redis_url() -> Option<String> {
-    let url =
-        std::env::var("FASTREQ_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-    if answers(&url) {
-        return Some(url);
-    }
-    let shown = fastreq::redact_url(&url);
-    if required() {
-        panic!("no Redis at {shown}, and FASTREQ_REDIS_REQUIRED=1");
-    }
-    eprintln!("skipped: no Redis at {shown} (set FASTREQ_REDIS_URL; scripts/redis.sh start)");
-    None
-}
-
-/// A queue name of its own for each test and run.
-fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "test-{name}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -10,8 +10,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,55 +21,13 @@ use fastreq::rate_limit::{
     RedisStore, TokenBucket,
 };
 use fastreq::{Backend, Body, ErrorKind};
+use support::redis::{redis_url, unique};
 use support::{Reply, TestServer};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
 /// Upper bound for every wait in these tests.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The Redis URL, or `None` (after saying so) when no server answers.
-fn redis_url() -> Option<String> {
-    let url =
-        std::env::var("FASTREQ_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-    let shown = fastreq::redact_url(&url);
-    let reachable = url::Url::parse(&url).ok().and_then(|u| {
-        let host = u.host_str()?.to_owned();
-        let port = u.port().unwrap_or(6379);
-        let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-            .ok()?
-            .next()?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        s.write_all(b"PING\r\n").ok()?;
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).ok()?;
-        // +PONG, or -NOAUTH when the server wants the password from the URL.
-        (n > 0 && (buf[0] == b'+' || buf[0] == b'-')).then_some(())
-    });
-    if reachable.is_some() {
-        return Some(url);
-    }
-    if std::env::var("FASTREQ_REDIS_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("no Redis at {shown}, and FASTREQ_REDIS_REQUIRED=1");
-    }
-    eprintln!("skipped: no Redis at {shown} (set FASTREQ_REDIS_URL; scripts/redis.sh start)");
-    None
-}
-
-/// A quota name of its own for each test and run.
-fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "test-{name}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn get(url: &str) -> http::Request<Body> {
     fastreq::get(url).build().unwrap()

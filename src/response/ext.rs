@@ -140,12 +140,15 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "json")]
     use std::time::Instant;
 
     use http_body::Frame;
 
     use super::*;
-    use crate::response::{Fetched, ResponseBody};
+    #[cfg(feature = "json")]
+    use crate::response::Fetched;
+    use crate::response::ResponseBody;
 
     #[tokio::test]
     async fn limit_by_extension_and_hint() {

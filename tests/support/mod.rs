@@ -26,6 +26,8 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod proxy;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod reply;
 mod routes;
 mod stats;
