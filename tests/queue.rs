@@ -80,6 +80,16 @@ fn queue_flags_are_usage_errors() {
         ],
         &["fetch", "--follow"],
         &["fetch", "--claim-idle", "1"],
+        &["fetch", "--redis-failure", "open"],
+        &[
+            "fetch",
+            "--redis",
+            "redis://127.0.0.1:1/",
+            "--queue",
+            "q",
+            "--redis-failure",
+            "local:0",
+        ],
         &["enqueue", &input, "--queue", "q"],
         &["results", "--redis", "redis://127.0.0.1:1/"],
     ] {

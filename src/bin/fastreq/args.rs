@@ -212,6 +212,13 @@ pub struct FetchArgs {
     #[arg(long, value_name = "S", default_value = "30", value_parser = seconds, requires = "queue", help_heading = "Work queue")]
     pub claim_idle: Duration,
 
+    /// With --queue and --rate/--per-host-rate: what the shared quota does while Redis does
+    /// not answer: `closed` (those requests fail with rate_limiter errors), `open` (they go
+    /// without a limit) or `local:N` (each worker limits itself to rate/N: N workers)
+    #[arg(long, value_name = "MODE", default_value = "closed", value_parser = redis_failure,
+          requires = "queue", help_heading = "Work queue")]
+    pub redis_failure: fastreq::rate_limit::OnRedisFailure,
+
     // ---- Output
     /// Write the JSON lines to FILE instead of stdout
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Output")]
@@ -458,6 +465,21 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `closed`, `open` or `local:N` (N ≥ 1).
+pub fn redis_failure(s: &str) -> Result<fastreq::rate_limit::OnRedisFailure, String> {
+    use fastreq::rate_limit::OnRedisFailure;
+    match s {
+        "closed" => Ok(OnRedisFailure::FailClosed),
+        "open" => Ok(OnRedisFailure::FailOpen),
+        _ => match s.strip_prefix("local:").map(str::parse::<u32>) {
+            Some(Ok(processes)) if processes >= 1 => Ok(OnRedisFailure::Local { processes }),
+            _ => Err(format!(
+                "`{s}` is not a failure mode: closed, open or local:N (N workers, at least 1)"
+            )),
+        },
+    }
+}
+
 pub fn seconds(s: &str) -> Result<Duration, String> {
     let secs = positive_f64(s)?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s} seconds is too long"))
@@ -561,6 +583,37 @@ mod tests {
         );
         assert!(a.follow);
         assert_eq!(a.claim_idle, Duration::from_millis(1500));
+        assert_eq!(
+            a.redis_failure,
+            fastreq::rate_limit::OnRedisFailure::FailClosed
+        );
+        for (text, mode) in [
+            ("open", fastreq::rate_limit::OnRedisFailure::FailOpen),
+            (
+                "local:4",
+                fastreq::rate_limit::OnRedisFailure::Local { processes: 4 },
+            ),
+        ] {
+            let cli = Cli::try_parse_from([
+                "fastreq",
+                "fetch",
+                "--redis",
+                "redis://127.0.0.1/",
+                "--queue",
+                "q",
+                "--redis-failure",
+                text,
+            ])
+            .unwrap();
+            let Command::Fetch(a) = cli.command else {
+                panic!("not fetch")
+            };
+            assert_eq!(a.redis_failure, mode);
+        }
+        for bad in ["local:0", "local", "local:x", "half"] {
+            let err = redis_failure(bad).unwrap_err();
+            assert!(err.contains(bad) && err.contains("local:N"), "{err}");
+        }
         let cli = Cli::try_parse_from(["fastreq", "fetch"]).unwrap();
         let Command::Fetch(a) = cli.command else {
             panic!("not fetch")

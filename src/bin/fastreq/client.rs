@@ -118,8 +118,10 @@ pub fn build_client(args: &FetchArgs) -> Result<Client, String> {
     // A worker of a queue: the rates are quotas shared by all the queue's workers.
     if let (Some(url), Some(name)) = (&args.redis, &args.queue) {
         if args.rate.is_some() || args.per_host_rate.is_some() {
-            let store =
-                fastreq::rate_limit::RedisStore::new(url).map_err(|e| format!("--redis: {e}"))?;
+            let store = fastreq::rate_limit::RedisStore::builder(url)
+                .on_failure(args.redis_failure)
+                .build()
+                .map_err(|e| format!("--redis: {e}"))?;
             b = b.redis_rate_limit(store, name);
         }
     }
