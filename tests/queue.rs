@@ -561,6 +561,70 @@ fn an_entry_that_kills_every_worker_gets_an_error_outcome() {
     rt.block_on(queue.delete()).unwrap();
 }
 
+/// `--max-deliveries N`: the entry is given up after N deliveries instead of 5.
+#[test]
+fn max_deliveries_sets_the_poison_threshold() {
+    let Some(url) = redis_url() else { return };
+    let rt = runtime();
+    let name = unique("poison2");
+    let queue = Queue::new(&url, &name).unwrap();
+    rt.block_on(async {
+        queue.begin_enqueue().await.unwrap();
+        let job = Job {
+            index: 0,
+            line_no: 1,
+            line: Bytes::from_static(b"http://127.0.0.1:9/never"),
+        };
+        queue.enqueue(&[job]).await.unwrap();
+        queue.finish_enqueue(1).await.unwrap();
+        // Two workers took it and died.
+        assert_eq!(queue.read("dead-0", 10).await.unwrap().len(), 1);
+        let got = queue.reclaim("dead-1", Duration::ZERO, 10).await.unwrap();
+        assert_eq!(got[0].deliveries, 2);
+    });
+    let dir = temp_dir("queue-poison2");
+    let out = dir.join("w.jsonl");
+    let run = fastreq(
+        &[
+            "fetch",
+            "-o",
+            s(&out),
+            "--claim-idle",
+            "0.2",
+            "--max-deliveries",
+            "2",
+            "--redis",
+            &url,
+            "--queue",
+            &name,
+        ],
+        None,
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["error"]["kind"], "queue");
+    let message = lines[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("gave up after 2 deliveries"), "{message}");
+    assert_eq!(
+        fastreq(
+            &[
+                "fetch",
+                "--redis",
+                &url,
+                "--queue",
+                &name,
+                "--max-deliveries",
+                "0"
+            ],
+            None
+        )
+        .code,
+        Some(2)
+    );
+    rt.block_on(queue.delete()).unwrap();
+}
+
 /// With `--redis`, `--rate` is one quota for all the queue's workers: two workers at
 /// `--rate 20` take about 2 s for 40 requests between them (not 1 s, as two separate quotas
 /// would).

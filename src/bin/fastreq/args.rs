@@ -212,6 +212,12 @@ pub struct FetchArgs {
     #[arg(long, value_name = "S", default_value = "30", value_parser = seconds, requires = "queue", help_heading = "Work queue")]
     pub claim_idle: Duration,
 
+    /// With --queue: a request whose worker died this many times (it was handed out N
+    /// times and never finished) gets a "queue" error line instead of another try
+    #[arg(long, value_name = "N", default_value = "5", value_parser = positive_u32,
+          requires = "queue", help_heading = "Work queue")]
+    pub max_deliveries: u32,
+
     /// With --queue and --rate/--per-host-rate: what the shared quota does while Redis does
     /// not answer: `closed` (those requests fail with rate_limiter errors), `open` (they go
     /// without a limit) or `local:N` (each worker limits itself to rate/N: N workers)

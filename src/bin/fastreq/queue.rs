@@ -468,7 +468,10 @@ pub async fn work(args: FetchArgs, verbose: u8) -> i32 {
     if args.format == FormatArg::Csv {
         return usage("a queue worker writes JSON lines (its results are JSON): drop --format csv");
     }
-    let queue = match Queue::builder(&url, &name).build() {
+    let queue = match Queue::builder(&url, &name)
+        .max_deliveries(u64::from(args.max_deliveries))
+        .build()
+    {
         Ok(q) => q,
         Err(e) => return usage(&format!("--redis/--queue: {}", message(&e))),
     };
