@@ -496,6 +496,18 @@ fn redis_killed_and_restarted_mid_run_loses_nothing() {
     assert_eq!(local.len(), N);
 }
 
+/// Fills `queue` with one request (to a port nobody listens on), from input line `line_no`.
+async fn enqueue_one(queue: &Queue, line_no: u64) {
+    queue.begin_enqueue().await.unwrap();
+    let job = Job {
+        index: 0,
+        line_no,
+        line: Bytes::from_static(b"http://127.0.0.1:9/never"),
+    };
+    queue.enqueue(&[job]).await.unwrap();
+    queue.finish_enqueue(1).await.unwrap();
+}
+
 /// An entry delivered more than 5 times (every worker that took it died) gets an error
 /// outcome (`"kind":"queue"`) instead of a sixth try; delivery counts go up by one per
 /// delivery.
@@ -506,14 +518,7 @@ fn an_entry_that_kills_every_worker_gets_an_error_outcome() {
     let name = unique("poison");
     let queue = Queue::new(&url, &name).unwrap();
     rt.block_on(async {
-        queue.begin_enqueue().await.unwrap();
-        let job = Job {
-            index: 0,
-            line_no: 3,
-            line: Bytes::from_static(b"http://127.0.0.1:9/never"),
-        };
-        queue.enqueue(&[job]).await.unwrap();
-        queue.finish_enqueue(1).await.unwrap();
+        enqueue_one(&queue, 3).await;
         let got = queue.read("dead-0", 10).await.unwrap();
         assert_eq!((got.len(), got[0].deliveries), (1, 1));
         assert!(!got[0].is_poisoned());
@@ -569,14 +574,7 @@ fn max_deliveries_sets_the_poison_threshold() {
     let name = unique("poison2");
     let queue = Queue::new(&url, &name).unwrap();
     rt.block_on(async {
-        queue.begin_enqueue().await.unwrap();
-        let job = Job {
-            index: 0,
-            line_no: 1,
-            line: Bytes::from_static(b"http://127.0.0.1:9/never"),
-        };
-        queue.enqueue(&[job]).await.unwrap();
-        queue.finish_enqueue(1).await.unwrap();
+        enqueue_one(&queue, 1).await;
         // Two workers took it and died.
         assert_eq!(queue.read("dead-0", 10).await.unwrap().len(), 1);
         let got = queue.reclaim("dead-1", Duration::ZERO, 10).await.unwrap();
