@@ -257,20 +257,9 @@ fn enqueue_one_worker_and_results_round_trip() {
 fn three_workers_one_killed_lose_nothing() {
     let Some(url) = redis_url() else { return };
     const N: usize = 20_000;
-    let server = TestServer::builder()
-        .track_paths(false)
-        .start(|_req: TestRequest| Reply::text("ok").delay(Duration::from_millis(3)));
     let dir = temp_dir("queue-b");
-    let mut text = String::with_capacity(N * 40);
-    for i in 0..N {
-        text.push_str(&server.url(&format!("/b/{i}")));
-        text.push('\n');
-    }
-    let input = write_file(&dir, "in.txt", &text);
     let name = unique("b");
-    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
-    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let (server, q) = slow_server_enqueued(&dir, &url, &name, N, Duration::from_millis(3));
 
     let started = Instant::now();
     let mut workers: Vec<Child> = (0..3)
@@ -438,19 +427,8 @@ fn redis_killed_and_restarted_mid_run_loses_nothing() {
     std::fs::create_dir_all(&redis_dir).unwrap();
     let mut redis = PrivateRedis::start(bin, redis_dir);
     let url = redis.url();
-    let server = TestServer::builder()
-        .track_paths(false)
-        .start(|_req: TestRequest| Reply::text("ok").delay(Duration::from_millis(5)));
-    let mut text = String::new();
-    for i in 0..N {
-        text.push_str(&server.url(&format!("/c/{i}")));
-        text.push('\n');
-    }
-    let input = write_file(&dir, "in.txt", &text);
     let name = unique("c");
-    let q = ["--redis", url.as_str(), "--queue", name.as_str()];
-    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let (server, q) = slow_server_enqueued(&dir, &url, &name, N, Duration::from_millis(5));
 
     let started = Instant::now();
     let out = dir.join("w.jsonl");
@@ -494,6 +472,30 @@ fn redis_killed_and_restarted_mid_run_loses_nothing() {
         .map(|l| l["index"].as_u64().unwrap())
         .collect();
     assert_eq!(local.len(), N);
+}
+
+/// A server answering "ok" after `delay`, and `n` of its URLs enqueued into queue `name`
+/// (`fastreq enqueue`); returns the server and the `--redis URL --queue NAME` flags.
+fn slow_server_enqueued<'a>(
+    dir: &Path,
+    url: &'a str,
+    name: &'a str,
+    n: usize,
+    delay: Duration,
+) -> (TestServer, [&'a str; 4]) {
+    let server = TestServer::builder()
+        .track_paths(false)
+        .start(move |_req: TestRequest| Reply::text("ok").delay(delay));
+    let mut text = String::with_capacity(n * 40);
+    for i in 0..n {
+        text.push_str(&server.url(&format!("/{name}/{i}")));
+        text.push('\n');
+    }
+    let input = write_file(dir, "in.txt", &text);
+    let q = ["--redis", url, "--queue", name];
+    let run = fastreq(&[&["enqueue", &input][..], &q].concat(), None);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    (server, q)
 }
 
 /// Fills `queue` with one request (to a port nobody listens on), from input line `line_no`.
