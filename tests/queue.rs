@@ -498,6 +498,25 @@ fn slow_server_enqueued<'a>(
     (server, q)
 }
 
+/// Runs one worker (`extra` flags added) on a queue whose only request is due to be given
+/// up; returns its one line, a `"queue"` error.
+fn poisoned_line(url: &str, name: &str, extra: &[&str]) -> Value {
+    let dir = temp_dir("queue-poison");
+    let out = dir.join("w.jsonl");
+    let args = [
+        &["fetch", "-o", s(&out), "--claim-idle", "0.2"][..],
+        extra,
+        &["--redis", url, "--queue", name],
+    ]
+    .concat();
+    let run = fastreq(&args, None);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["error"]["kind"], "queue");
+    lines.into_iter().next().unwrap()
+}
+
 /// Fills `queue` with one request (to a port nobody listens on), from input line `line_no`.
 async fn enqueue_one(queue: &Queue, line_no: u64) {
     queue.begin_enqueue().await.unwrap();
@@ -536,29 +555,10 @@ fn an_entry_that_kills_every_worker_gets_an_error_outcome() {
         let st = queue.status().await.unwrap();
         assert_eq!((st.pending, st.is_drained()), (1, false), "{st:?}");
     });
-    let dir = temp_dir("queue-poison");
-    let out = dir.join("w.jsonl");
-    let run = fastreq(
-        &[
-            "fetch",
-            "-o",
-            s(&out),
-            "--claim-idle",
-            "0.2",
-            "--redis",
-            &url,
-            "--queue",
-            &name,
-        ],
-        None,
-    );
-    assert_eq!(run.code, Some(1), "{run:?}");
-    let lines = read_lines(&out);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(lines[0]["index"], 0);
-    assert_eq!(lines[0]["error"]["kind"], "queue");
-    assert_eq!(lines[0]["url"], "http://127.0.0.1:9/never");
-    let message = lines[0]["error"]["message"].as_str().unwrap();
+    let line = poisoned_line(&url, &name, &[]);
+    assert_eq!(line["index"], 0);
+    assert_eq!(line["url"], "http://127.0.0.1:9/never");
+    let message = line["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("line 3: gave up after 5 deliveries"),
         "{message}"
@@ -582,29 +582,8 @@ fn max_deliveries_sets_the_poison_threshold() {
         let got = queue.reclaim("dead-1", Duration::ZERO, 10).await.unwrap();
         assert_eq!(got[0].deliveries, 2);
     });
-    let dir = temp_dir("queue-poison2");
-    let out = dir.join("w.jsonl");
-    let run = fastreq(
-        &[
-            "fetch",
-            "-o",
-            s(&out),
-            "--claim-idle",
-            "0.2",
-            "--max-deliveries",
-            "2",
-            "--redis",
-            &url,
-            "--queue",
-            &name,
-        ],
-        None,
-    );
-    assert_eq!(run.code, Some(1), "{run:?}");
-    let lines = read_lines(&out);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(lines[0]["error"]["kind"], "queue");
-    let message = lines[0]["error"]["message"].as_str().unwrap();
+    let line = poisoned_line(&url, &name, &["--max-deliveries", "2"]);
+    let message = line["error"]["message"].as_str().unwrap();
     assert!(message.contains("gave up after 2 deliveries"), "{message}");
     assert_eq!(
         fastreq(
