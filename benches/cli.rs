@@ -38,6 +38,8 @@
 //! through `/usr/bin/time`, for the CLI, its input and output threads included). Then the CLI's peak RSS (`VmHWM`, sampled every 20 ms) reading
 //! `FASTREQ_CLI_RSS_N` URLs and a tenth of them from stdin.
 
+#[path = "common/baseline.rs"]
+mod baseline;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -47,14 +49,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
-use http::Request;
-use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Variant {
@@ -111,29 +107,8 @@ fn thread_cpu() -> Duration {
 async fn hyper(base: Arc<str>, n: usize, c: usize) -> usize {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-    let mut ok = 0;
-    let mut out = futures::stream::iter(0..n)
-        .map(|i| {
-            let req = Request::get(format!("{base}/item/{i}"))
-                .body(Empty::<Bytes>::new())
-                .expect("valid request");
-            let fut = client.request(req);
-            async move {
-                let body = fut.await?.into_body().collect().await?.to_bytes();
-                Ok::<_, BoxError>(body.len())
-            }
-        })
-        .buffer_unordered(c);
-    while let Some(r) = out.next().await {
-        ok += usize::from(r.is_ok_and(|len| len == 200));
-    }
-    ok
+    let client = baseline::client(connector);
+    baseline::get_each(&client, (0..n).map(|i| format!("{base}/item/{i}")), c).await
 }
 
 /// The library preset, as a program would use it.

@@ -45,6 +45,8 @@
 //!   as the TCP server. Over TLS and QUIC, so compare them with h1/h2c knowing that those
 //!   are plaintext.
 
+#[path = "common/baseline.rs"]
+mod baseline;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -55,13 +57,9 @@ use bytes::Bytes;
 use fastreq::{Backend, Body, ResponseBody, ResponseExt};
 use futures::StreamExt;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use support::TestServer;
 use tower::ServiceExt;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Variant {
@@ -271,28 +269,9 @@ async fn run(
         Variant::Hyper => {
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
-            let client: hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>> =
-                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .build(connector);
+            let client = baseline::client(connector);
             start = Instant::now();
-            let mut out = futures::stream::iter(0..n)
-                .map(|i| {
-                    let req = Request::get(format!("{base}/item/{i}"))
-                        .body(Empty::<Bytes>::new())
-                        .expect("valid request");
-                    let fut = client.request(req);
-                    async move {
-                        let body = fut.await?.into_body().collect().await?.to_bytes();
-                        Ok::<_, BoxError>(body.len())
-                    }
-                })
-                .buffer_unordered(c);
-            while let Some(r) = out.next().await {
-                ok += usize::from(r.is_ok_and(|len| len == 200));
-            }
+            ok = baseline::get_each(&client, (0..n).map(|i| format!("{base}/item/{i}")), c).await;
         }
         Variant::Reqwest => {
             let client = reqwest::Client::builder()

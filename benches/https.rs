@@ -56,6 +56,9 @@
 //! - `reqwest`: reqwest 0.13 (rustls on `ring`, `tls_certs_only`, `resolve` per host, h2 by
 //!   ALPN) + `buffer_unordered(c)`, `bytes()`.
 
+#[path = "common/baseline.rs"]
+mod baseline;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -67,14 +70,12 @@ use bytes::Bytes;
 use fastreq::{Backend, Certificate, ResponseBody, ResponseExt};
 use futures::StreamExt;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_rustls::rustls;
 use tower::ServiceExt;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const BODY: &[u8; 200] = &[b'x'; 200];
 
@@ -376,28 +377,9 @@ async fn run(variant: Variant, s: &Setup, addr: SocketAddr, n: usize) -> (usize,
                 .https_only()
                 .enable_all_versions()
                 .wrap_connector(http);
-            let client: hyper_util::client::legacy::Client<_, Empty<Bytes>> =
-                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .build(connector);
+            let client = baseline::client(connector);
             start = Instant::now();
-            let mut out = futures::stream::iter(urls(addr, n, hosts))
-                .map(|u| {
-                    let req = Request::get(u)
-                        .body(Empty::<Bytes>::new())
-                        .expect("valid request");
-                    let fut = client.request(req);
-                    async move {
-                        let body = fut.await?.into_body().collect().await?.to_bytes();
-                        Ok::<_, BoxError>(body.len())
-                    }
-                })
-                .buffer_unordered(c);
-            while let Some(r) = out.next().await {
-                ok += usize::from(r.is_ok_and(|len| len == 200));
-            }
+            ok = baseline::get_each(&client, urls(addr, n, hosts), c).await;
         }
         Variant::Reqwest => {
             let mut b =
