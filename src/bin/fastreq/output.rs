@@ -645,16 +645,24 @@ mod tests {
     use super::*;
     use fastreq::{Error, ErrorKind};
 
-    #[test]
-    fn failure_line_shape() {
-        let failed = Failed {
-            error: Error::new(ErrorKind::Timeout).with_message("headers took longer than 1s"),
-            url: Some("http://a.test/?token=REDACTED".into()),
+    /// A timeout after 1.7 ms and 2 attempts, with `message`, for `url`.
+    fn timed_out(message: &str, url: &str) -> Failed {
+        Failed {
+            error: Error::new(ErrorKind::Timeout).with_message(message),
+            url: Some(url.into()),
             proxy: None,
             elapsed: Duration::from_micros(1_700),
             wait: Duration::ZERO,
             attempts: 2,
-        };
+        }
+    }
+
+    #[test]
+    fn failure_line_shape() {
+        let failed = timed_out(
+            "headers took longer than 1s",
+            "http://a.test/?token=REDACTED",
+        );
         let json = serde_json::to_string(&Record::failed(3, &failed)).unwrap();
         assert_eq!(
             json,
@@ -790,14 +798,7 @@ mod tests {
 
     #[test]
     fn csv_rows_quote_as_rfc_4180() {
-        let failed = Failed {
-            error: Error::new(ErrorKind::Timeout).with_message("took \"long\", then\nmore"),
-            url: Some("http://a.test/?q=1,2".into()),
-            proxy: None,
-            elapsed: Duration::from_micros(1_700),
-            wait: Duration::ZERO,
-            attempts: 2,
-        };
+        let failed = timed_out("took \"long\", then\nmore", "http://a.test/?q=1,2");
         let mut row = Vec::new();
         Record::failed(3, &failed).write_csv(&mut row);
         assert_eq!(
